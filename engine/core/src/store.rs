@@ -1,0 +1,66 @@
+//! Storage abstractions the core is written against. Implementations live in `ferrovus-storage`
+//! (local filesystem, S3, redb, etcd); the core never names a concrete backend.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// An object store: immutable blobs under `/`-separated keys (S3 semantics: whole-object put,
+/// last writer wins, list by prefix). Keys never start with `/`.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Store `data` under `key`, durably, replacing any previous object. Returns once durable.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Read a whole object. A missing key is `CoreError::NotFound`.
+    async fn get(&self, key: &str) -> Result<Bytes>;
+    /// Read `len` bytes from `offset`. A missing key is `CoreError::NotFound`.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
+    /// Delete an object; deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// All keys starting with `prefix`, sorted ascending.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool>;
+    /// A local filesystem path for `key` when the store is local (lets indexes be memory-mapped).
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+/// A versioned key-value entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Revision at which this key was last modified (etcd `mod_revision` semantics; > 0).
+    pub mod_revision: i64,
+}
+
+/// One operation in an atomic metadata transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaOp {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+/// A condition that must hold for a transaction to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaCondition {
+    /// The key's `mod_revision` equals this value; 0 means "the key does not exist".
+    ModRevision { key: String, revision: i64 },
+}
+
+/// Metadata store: a small, strongly consistent KV store (etcd semantics).
+#[async_trait]
+pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+    /// All entries whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<KeyValue>>;
+    /// Put unconditionally; returns the new revision.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Atomically apply `ops` if every condition holds. Returns `Ok(false)` (and applies
+    /// nothing) when a condition fails.
+    async fn txn(&self, conditions: Vec<MetaCondition>, ops: Vec<MetaOp>) -> Result<bool>;
+}

@@ -1,0 +1,1 @@
+//! Milvus wire protocol (work in progress).

@@ -1,0 +1,1 @@
+//! Ferrovus server roles (being written).

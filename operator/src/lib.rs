@@ -1,0 +1,1 @@
+//! Ferrovus operator (being written).
