@@ -8,4 +8,5 @@
 //!   upgrades, status, finalizer);
 //! - [`telemetry`]: metrics and the HTTP health endpoints.
 
+pub mod builders;
 pub mod crd;
