@@ -35,6 +35,8 @@ pub const DEFAULT_BUCKET: &str = "ferrovus";
 pub const DEFAULT_PROXY_PORT: i32 = 19530;
 
 /// Desired state of a Ferrovus vector database cluster.
+// several `printcolumn(type_ = "string")` look like duplicated attributes to clippy
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "ferrovus.io",
@@ -812,8 +814,8 @@ mod tests {
             if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
                 for (name, sub) in props {
                     let p = format!("{path}.{name}");
-                    let top_level =
-                        path == "" && ["apiVersion", "kind", "metadata"].contains(&name.as_str());
+                    let top_level = path.is_empty()
+                        && ["apiVersion", "kind", "metadata"].contains(&name.as_str());
                     if sub.get("description").is_none() && !top_level {
                         missing.push(p.clone());
                     }

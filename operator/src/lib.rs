@@ -9,4 +9,8 @@
 //! - [`telemetry`]: metrics and the HTTP health endpoints.
 
 pub mod builders;
+pub mod controller;
 pub mod crd;
+#[cfg(test)]
+pub(crate) mod fake;
+pub mod telemetry;

@@ -227,13 +227,7 @@ impl<'a> Ctx<'a> {
         let owner = mc
             .controller_owner_ref(&())
             .ok_or(BuildError::MissingMetadata("uid"))?;
-        if let Some(cfg) = &mc.spec.config
-            && !cfg.is_object()
-        {
-            return Err(BuildError::InvalidSpec(
-                "spec.config must be a mapping of engine settings".into(),
-            ));
-        }
+        validate_spec(&mc.spec).map_err(BuildError::InvalidSpec)?;
         Ok(Ctx {
             mc,
             name,
@@ -290,6 +284,80 @@ impl<'a> Ctx<'a> {
         let s = &self.mc.spec.image_pull_secrets;
         (!s.is_empty()).then(|| s.clone())
     }
+}
+
+/// Checks the CRD's schema and CEL rules express too, for API servers that
+/// did not enforce them (resources stored before a CRD upgrade, CEL disabled),
+/// plus what they cannot express.
+pub fn validate_spec(spec: &crate::crd::MilvusClusterSpec) -> Result<(), String> {
+    if let Some(cfg) = &spec.config
+        && !cfg.is_object()
+    {
+        return Err("spec.config must be a mapping of engine settings".into());
+    }
+    let etcd = spec.etcd();
+    if etcd.external.is_some() == etcd.in_cluster.is_some() {
+        return Err(
+            "spec.dependencies.etcd: exactly one of external or inCluster must be set".into(),
+        );
+    }
+    if let Some(ext) = &etcd.external
+        && (ext.endpoints.is_empty() || ext.endpoints.iter().any(|e| e.trim().is_empty()))
+    {
+        return Err("spec.dependencies.etcd.external.endpoints must list endpoints".into());
+    }
+    if let Some(ic) = &etcd.in_cluster
+        && let Some(r) = ic.replicas
+        && (r < 1 || r % 2 == 0)
+    {
+        return Err(format!(
+            "spec.dependencies.etcd.inCluster.replicas must be odd and positive, got {r}"
+        ));
+    }
+    let storage = spec.storage();
+    if storage.external.is_some() == storage.in_cluster.is_some() {
+        return Err(
+            "spec.dependencies.storage: exactly one of external or inCluster must be set".into(),
+        );
+    }
+    if let Some(ext) = &storage.external {
+        if ext.endpoint.trim().is_empty() || ext.bucket.trim().is_empty() {
+            return Err("spec.dependencies.storage.external needs an endpoint and a bucket".into());
+        }
+        if ext.secret_ref.name.trim().is_empty() {
+            return Err("spec.dependencies.storage.external.secretRef.name is empty".into());
+        }
+    }
+    for role in Role::ORDER {
+        let c = spec.component(role);
+        if let Some(r) = c.replicas
+            && r < 0
+        {
+            return Err(format!(
+                "spec.components.{}.replicas must be >= 0, got {r}",
+                role.as_str()
+            ));
+        }
+        if let Some(a) = spec.autoscaling(role) {
+            if a.min_replicas < 1 || a.min_replicas > a.max_replicas {
+                return Err(format!(
+                    "spec.components.{}.autoscaling: need 1 <= minReplicas ({}) <= maxReplicas ({})",
+                    role.as_str(),
+                    a.min_replicas,
+                    a.max_replicas
+                ));
+            }
+            if a.target_cpu_utilization_percentage.is_none()
+                && a.target_memory_utilization_percentage.is_none()
+            {
+                return Err(format!(
+                    "spec.components.{}.autoscaling needs a CPU and/or memory target",
+                    role.as_str()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A valid label value: at most 63 characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.

@@ -18,7 +18,7 @@ pub(crate) fn example(name: &str) -> MilvusCluster {
     let text = std::fs::read_to_string(&path).unwrap();
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
         let v = serde_yaml_ng::Value::deserialize(doc).unwrap();
-        if v["kind"] == serde_yaml_ng::Value::from("MilvusCluster") {
+        if v["kind"] == "MilvusCluster" {
             let mut mc: MilvusCluster = serde_yaml_ng::from_value(v).unwrap();
             persisted(&mut mc);
             return mc;
