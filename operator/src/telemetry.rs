@@ -153,4 +153,37 @@ mod tests {
             "{text}"
         );
     }
+
+    async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer() {
+        let m = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let health = Arc::new(Health {
+            registry,
+            ready: AtomicBool::new(false),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, router(health.clone())).into_future());
+        assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(http_get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        health.ready.store(true, Ordering::Relaxed);
+        assert!(http_get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        let metrics = http_get(addr, "/metrics").await;
+        assert!(
+            metrics.contains("ferrovus_operator_reconciliations_total"),
+            "{metrics}"
+        );
+    }
 }
