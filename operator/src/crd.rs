@@ -782,6 +782,7 @@ pub fn image_tag(image: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn schema_of_spec() -> serde_json::Value {
@@ -954,5 +955,51 @@ components:
         // annotation limited to 256 KiB
         let size = serde_json::to_string(&crd()).unwrap().len();
         assert!(size < 200 * 1024, "CRD is {size} bytes of JSON");
+    }
+
+    /// The chart's copy and the CRD inside manifests/install.yaml match the types.
+    #[test]
+    fn chart_and_install_manifest_carry_the_current_crd() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let chart_copy = std::fs::read_to_string(format!(
+            "{root}/charts/ferrovus-operator/crds/milvusclusters.ferrovus.io.yaml"
+        ))
+        .unwrap();
+        assert!(
+            chart_copy == crd_yaml(),
+            "charts/ferrovus-operator/crds is stale: run operator/scripts/gen-manifests.sh"
+        );
+        let install = std::fs::read_to_string(format!("{root}/manifests/install.yaml")).unwrap();
+        let mut kinds = vec![];
+        let mut found = false;
+        for doc in serde_yaml_ng::Deserializer::from_str(&install) {
+            let v = serde_json::Value::deserialize(doc).unwrap();
+            if v.is_null() {
+                continue;
+            }
+            let kind = v["kind"]
+                .as_str()
+                .expect("every document has a kind")
+                .to_string();
+            assert!(v["metadata"]["name"].is_string(), "{kind} without a name");
+            if kind == "CustomResourceDefinition" {
+                found = true;
+                assert!(
+                    v == serde_json::to_value(crd()).unwrap(),
+                    "manifests/install.yaml has a stale CRD: run operator/scripts/gen-manifests.sh"
+                );
+            }
+            kinds.push(kind);
+        }
+        assert!(found, "no CRD in manifests/install.yaml");
+        for k in [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "Deployment",
+            "Service",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "install.yaml lacks a {k}");
+        }
     }
 }
