@@ -2,12 +2,25 @@
 //!
 //! Layering: this crate knows nothing of gRPC, Kubernetes, etcd or S3. It defines the storage
 //! traits ([`store`]) that `ferrovus-storage` implements, and everything that stores and searches
-//! data on top of them.
+//! data on top of them: schema and values, filter expressions, segments, the write-ahead log,
+//! shards, collections and the [`database::Database`] API.
 
+pub mod codec;
+pub mod collection;
+pub mod config;
+pub mod database;
 pub mod error;
 pub mod expr;
+pub mod request;
 pub mod schema;
+pub mod segment;
+pub mod shard;
 pub mod store;
+pub mod tso;
 pub mod value;
+pub mod vindex;
+pub mod wal;
 
+pub use config::CoreConfig;
+pub use database::Database;
 pub use error::{CoreError, Result};

@@ -64,3 +64,105 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// nothing) when a condition fails.
     async fn txn(&self, conditions: Vec<MetaCondition>, ops: Vec<MetaOp>) -> Result<bool>;
 }
+
+/// In-memory implementations of the storage traits, for unit tests and ephemeral databases.
+pub mod memory {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+
+    use super::{KeyValue, MetaCondition, MetaOp, MetaStore, ObjectStore};
+    use crate::error::{CoreError, Result};
+
+    #[derive(Debug, Default)]
+    pub struct MemoryObjectStore {
+        objects: Mutex<BTreeMap<String, Bytes>>,
+    }
+
+    #[async_trait]
+    impl ObjectStore for MemoryObjectStore {
+        async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+            self.objects.lock().insert(key.to_string(), data);
+            Ok(())
+        }
+        async fn get(&self, key: &str) -> Result<Bytes> {
+            self.objects.lock().get(key).cloned().ok_or_else(|| CoreError::NotFound(key.to_string()))
+        }
+        async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+            let b = self.get(key).await?;
+            let start = (offset as usize).min(b.len());
+            let end = (offset.saturating_add(len) as usize).min(b.len());
+            Ok(b.slice(start..end))
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.objects.lock().remove(key);
+            Ok(())
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+            Ok(self.objects.lock().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        }
+        async fn exists(&self, key: &str) -> Result<bool> {
+            Ok(self.objects.lock().contains_key(key))
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub struct MemoryMetaStore {
+        inner: Mutex<(i64, BTreeMap<String, (Vec<u8>, i64)>)>,
+    }
+
+    #[async_trait]
+    impl MetaStore for MemoryMetaStore {
+        async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+            Ok(self.inner.lock().1.get(key).map(|(v, r)| KeyValue { key: key.to_string(), value: v.clone(), mod_revision: *r }))
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<KeyValue>> {
+            Ok(self
+                .inner
+                .lock()
+                .1
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, (v, r))| KeyValue { key: k.clone(), value: v.clone(), mod_revision: *r })
+                .collect())
+        }
+        async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64> {
+            let mut g = self.inner.lock();
+            g.0 += 1;
+            let rev = g.0;
+            g.1.insert(key.to_string(), (value, rev));
+            Ok(rev)
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            let mut g = self.inner.lock();
+            g.0 += 1;
+            g.1.remove(key);
+            Ok(())
+        }
+        async fn txn(&self, conditions: Vec<MetaCondition>, ops: Vec<MetaOp>) -> Result<bool> {
+            let mut g = self.inner.lock();
+            for c in &conditions {
+                let MetaCondition::ModRevision { key, revision } = c;
+                let cur = g.1.get(key).map_or(0, |(_, r)| *r);
+                if cur != *revision {
+                    return Ok(false);
+                }
+            }
+            g.0 += 1;
+            let rev = g.0;
+            for op in ops {
+                match op {
+                    MetaOp::Put { key, value } => {
+                        g.1.insert(key, (value, rev));
+                    }
+                    MetaOp::Delete { key } => {
+                        g.1.remove(&key);
+                    }
+                }
+            }
+            Ok(true)
+        }
+    }
+}

@@ -1,1 +1,12 @@
-//! Ferrovus server roles (being written).
+//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`]), the HTTP
+//! health/metrics port ([`http`], [`metrics`]), configuration ([`config`]) and the standalone
+//! wiring ([`standalone`]). Errors of this layer are [`error::ApiError`], mapped once to the
+//! Milvus `Status`.
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod proxy;
+pub mod standalone;

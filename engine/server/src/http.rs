@@ -1,0 +1,59 @@
+//! The HTTP side port: `/healthz` (the process serves), `/readyz` (the role is ready: for
+//! standalone, the database is recovered and the gRPC listener is up), `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use ferrovus_core::Database;
+use parking_lot::RwLock;
+
+use crate::metrics::Metrics;
+
+#[derive(Debug, Default)]
+pub struct Health {
+    pub ready: AtomicBool,
+    pub stopping: AtomicBool,
+    pub db: RwLock<Option<Arc<Database>>>,
+    pub reason: RwLock<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
+        .with_state(AppState { health, metrics })
+}
+
+async fn healthz() -> (StatusCode, &'static str) {
+    (StatusCode::OK, "ok\n")
+}
+
+async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
+    if s.health.stopping.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into());
+    }
+    if s.health.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", s.health.reason.read()))
+    }
+}
+
+async fn metrics_handler(State(s): State<AppState>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    let db = s.health.db.read().clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.render(db.as_ref()),
+    )
+}
