@@ -190,17 +190,29 @@ impl<'a> Reader<'a> {
             2 => {
                 let n = self.len(8)?;
                 let b = self.take(n * 8)?;
-                Column::Int(b.chunks_exact(8).map(|c| i64::from_le_bytes(arr8(c))).collect())
+                Column::Int(
+                    b.chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(arr8(c)))
+                        .collect(),
+                )
             }
             3 => {
                 let n = self.len(4)?;
                 let b = self.take(n * 4)?;
-                Column::Float(b.chunks_exact(4).map(|c| f32::from_le_bytes(arr4(c))).collect())
+                Column::Float(
+                    b.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(arr4(c)))
+                        .collect(),
+                )
             }
             4 => {
                 let n = self.len(8)?;
                 let b = self.take(n * 8)?;
-                Column::Double(b.chunks_exact(8).map(|c| f64::from_le_bytes(arr8(c))).collect())
+                Column::Double(
+                    b.chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(arr8(c)))
+                        .collect(),
+                )
             }
             5 => {
                 let n = self.len(8)?;
@@ -215,7 +227,10 @@ impl<'a> Reader<'a> {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     let b = self.bytes()?;
-                    v.push(serde_json::from_slice(b).map_err(|e| self.err(&format!("bad json: {e}")))?);
+                    v.push(
+                        serde_json::from_slice(b)
+                            .map_err(|e| self.err(&format!("bad json: {e}")))?,
+                    );
                 }
                 Column::Json(v)
             }
@@ -226,7 +241,13 @@ impl<'a> Reader<'a> {
                     return Err(self.err("vector length is not a multiple of dim"));
                 }
                 let b = self.take(n * 4)?;
-                Column::FloatVector { dim, data: b.chunks_exact(4).map(|c| f32::from_le_bytes(arr4(c))).collect() }
+                Column::FloatVector {
+                    dim,
+                    data: b
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(arr4(c)))
+                        .collect(),
+                }
             }
             t => return Err(self.err(&format!("bad column tag {t}"))),
         })
@@ -257,7 +278,10 @@ pub fn frame(magic: &[u8; 4], version: u32, body: &[u8]) -> Vec<u8> {
 /// Check a frame and return (version, body).
 pub fn unframe<'a>(magic: &[u8; 4], data: &'a [u8], what: &str) -> Result<(u32, &'a [u8])> {
     if data.len() < 20 {
-        return Err(CoreError::corrupted(what, format!("file too short ({} bytes)", data.len())));
+        return Err(CoreError::corrupted(
+            what,
+            format!("file too short ({} bytes)", data.len()),
+        ));
     }
     if &data[0..4] != magic {
         return Err(CoreError::corrupted(what, "bad magic"));
@@ -267,13 +291,19 @@ pub fn unframe<'a>(magic: &[u8; 4], data: &'a [u8], what: &str) -> Result<(u32, 
     if data.len() != len.saturating_add(20) {
         return Err(CoreError::corrupted(
             what,
-            format!("length mismatch: header says {len} body bytes, file has {}", data.len().saturating_sub(20)),
+            format!(
+                "length mismatch: header says {len} body bytes, file has {}",
+                data.len().saturating_sub(20)
+            ),
         ));
     }
     let crc_stored = u32::from_le_bytes(arr4(&data[16 + len..]));
     let crc = crc32fast::hash(&data[..16 + len]);
     if crc != crc_stored {
-        return Err(CoreError::corrupted(what, format!("checksum mismatch (stored {crc_stored:08x}, computed {crc:08x})")));
+        return Err(CoreError::corrupted(
+            what,
+            format!("checksum mismatch (stored {crc_stored:08x}, computed {crc:08x})"),
+        ));
     }
     Ok((version, &data[16..16 + len]))
 }
@@ -290,8 +320,14 @@ mod tests {
             Column::Float(vec![1.5, -0.25]),
             Column::Double(vec![3.25]),
             Column::VarChar(vec!["a".into(), "".into(), "ünï".into()]),
-            Column::Json(vec![serde_json::json!({"a": [1, 2]}), serde_json::Value::Null]),
-            Column::FloatVector { dim: 2, data: vec![1.0, 2.0, 3.0, 4.0] },
+            Column::Json(vec![
+                serde_json::json!({"a": [1, 2]}),
+                serde_json::Value::Null,
+            ]),
+            Column::FloatVector {
+                dim: 2,
+                data: vec![1.0, 2.0, 3.0, 4.0],
+            },
         ];
         let mut w = Writer::new();
         for c in &cols {
@@ -312,7 +348,9 @@ mod tests {
         bad[18] ^= 0x40;
         let e = unframe(b"TEST", &bad, "x").unwrap_err().to_string();
         assert!(e.contains("checksum"), "{e}");
-        let e = unframe(b"TEST", &f[..f.len() - 3], "x").unwrap_err().to_string();
+        let e = unframe(b"TEST", &f[..f.len() - 3], "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("length mismatch"), "{e}");
         assert!(unframe(b"NOPE", &f, "x").is_err());
     }
@@ -320,7 +358,9 @@ mod tests {
     #[test]
     fn reader_never_panics_on_garbage() {
         for seed in 0..200u32 {
-            let data: Vec<u8> = (0..(seed % 64)).map(|i| (i.wrapping_mul(seed).wrapping_add(7)) as u8).collect();
+            let data: Vec<u8> = (0..(seed % 64))
+                .map(|i| (i.wrapping_mul(seed).wrapping_add(7)) as u8)
+                .collect();
             let mut r = Reader::new(&data, "garbage");
             let _ = r.column();
             let mut r = Reader::new(&data, "garbage");

@@ -53,9 +53,19 @@ pub struct Collection {
 }
 
 impl Collection {
-    pub fn new(meta: CollectionMeta, shards: Vec<Shard>, indexes: Arc<RwLock<Vec<IndexSpec>>>) -> Self {
+    pub fn new(
+        meta: CollectionMeta,
+        shards: Vec<Shard>,
+        indexes: Arc<RwLock<Vec<IndexSpec>>>,
+    ) -> Self {
         let loaded = AtomicBool::new(meta.loaded);
-        Collection { schema: Arc::new(meta.schema.clone()), meta: RwLock::new(meta), shards, indexes, loaded }
+        Collection {
+            schema: Arc::new(meta.schema.clone()),
+            meta: RwLock::new(meta),
+            shards,
+            indexes,
+            loaded,
+        }
     }
 
     pub fn id(&self) -> i64 {
@@ -102,11 +112,19 @@ impl Collection {
 
     /// Validate a batch against the schema and return schema-ordered columns and primary keys.
     /// `auto_ids` supplies keys when the primary key is auto-generated and absent.
-    pub fn normalize_rows(&self, mut batch: RowBatch, auto_ids: Option<i64>, upsert: bool) -> Result<(Vec<Column>, Vec<PrimaryKey>)> {
+    pub fn normalize_rows(
+        &self,
+        mut batch: RowBatch,
+        auto_ids: Option<i64>,
+        upsert: bool,
+    ) -> Result<(Vec<Column>, Vec<PrimaryKey>)> {
         let schema = &self.schema;
         let n = batch.num_rows();
         if n == 0 {
-            return Err(CoreError::invalid("data", "no rows to insert: the request has 0 rows"));
+            return Err(CoreError::invalid(
+                "data",
+                "no rows to insert: the request has 0 rows",
+            ));
         }
         for (name, col) in &batch.columns {
             if col.len() != n {
@@ -118,7 +136,10 @@ impl Collection {
             if schema.field(name).is_none() {
                 return Err(CoreError::invalid(
                     name,
-                    format!("field {name} does not exist in collection {}'s schema", schema.name),
+                    format!(
+                        "field {name} does not exist in collection {}'s schema",
+                        schema.name
+                    ),
                 ));
             }
         }
@@ -131,18 +152,30 @@ impl Collection {
                     if f.is_primary && f.auto_id && !upsert {
                         return Err(CoreError::invalid(
                             &f.name,
-                            format!("the primary key {} is auto_id; do not supply values for it", f.name),
+                            format!(
+                                "the primary key {} is auto_id; do not supply values for it",
+                                f.name
+                            ),
                         ));
                     }
                     batch.columns.swap_remove(p).1
                 }
                 None if f.is_primary && f.auto_id => {
-                    let first = auto_ids.ok_or_else(|| CoreError::Internal("no auto ids allocated".into()))?;
+                    let first = auto_ids
+                        .ok_or_else(|| CoreError::Internal("no auto ids allocated".into()))?;
                     Column::Int((first..first + n as i64).collect())
                 }
-                None if f.is_dynamic => Column::Json(vec![serde_json::Value::Object(Default::default()); n]),
+                None if f.is_dynamic => {
+                    Column::Json(vec![serde_json::Value::Object(Default::default()); n])
+                }
                 None => {
-                    return Err(CoreError::invalid(&f.name, format!("missing field {} ({}) in the inserted data", f.name, f.data_type)));
+                    return Err(CoreError::invalid(
+                        &f.name,
+                        format!(
+                            "missing field {} ({}) in the inserted data",
+                            f.name, f.data_type
+                        ),
+                    ));
                 }
             };
             check_column(f, &col)?;
@@ -157,7 +190,9 @@ impl Collection {
                     if let Some(dup) = pks.iter().find(|pk| !seen.insert(*pk)) {
                         return Err(CoreError::invalid(
                             &f.name,
-                            format!("duplicate primary keys are not allowed in the same batch: {dup}"),
+                            format!(
+                                "duplicate primary keys are not allowed in the same batch: {dup}"
+                            ),
                         ));
                     }
                 }
@@ -177,24 +212,49 @@ impl Collection {
     }
 
     /// Write validated rows; returns the largest timestamp.
-    pub async fn write_rows(&self, partition_id: i64, columns: Vec<Column>, pks: &[PrimaryKey], upsert: bool) -> Result<u64> {
+    pub async fn write_rows(
+        &self,
+        partition_id: i64,
+        columns: Vec<Column>,
+        pks: &[PrimaryKey],
+        upsert: bool,
+    ) -> Result<u64> {
         let routes = self.route(pks);
         let mut futs = Vec::new();
         for (shard, rows) in routes.iter().enumerate() {
             if rows.is_empty() {
                 continue;
             }
-            let cols: Vec<(String, Column)> = if routes.iter().filter(|r| !r.is_empty()).count() == 1 {
-                self.schema.fields.iter().zip(columns.iter()).map(|(f, c)| (f.name.clone(), c.clone())).collect()
-            } else {
-                self.schema.fields.iter().zip(columns.iter()).map(|(f, c)| (f.name.clone(), c.take(rows))).collect()
-            };
+            let cols: Vec<(String, Column)> =
+                if routes.iter().filter(|r| !r.is_empty()).count() == 1 {
+                    self.schema
+                        .fields
+                        .iter()
+                        .zip(columns.iter())
+                        .map(|(f, c)| (f.name.clone(), c.clone()))
+                        .collect()
+                } else {
+                    self.schema
+                        .fields
+                        .iter()
+                        .zip(columns.iter())
+                        .map(|(f, c)| (f.name.clone(), c.take(rows)))
+                        .collect()
+                };
             let bytes = cols.iter().map(|(_, c)| approx_bytes(c)).sum();
             let rows = RowBatch { columns: cols };
             let record = if upsert {
-                WalRecord::Upsert { partition_id, ts: 0, rows }
+                WalRecord::Upsert {
+                    partition_id,
+                    ts: 0,
+                    rows,
+                }
             } else {
-                WalRecord::Insert { partition_id, ts: 0, rows }
+                WalRecord::Insert {
+                    partition_id,
+                    ts: 0,
+                    rows,
+                }
             };
             futs.push(self.shards[shard].write(record, bytes));
         }
@@ -225,9 +285,17 @@ impl Collection {
         Ok(ts)
     }
 
-    pub fn compile_filter(&self, filter: &str, params: &HashMap<String, serde_json::Value>) -> Result<Plan> {
-        expr::compile_str_with_params(filter, &self.schema, params)
-            .map_err(|e| CoreError::invalid("expr", format!("cannot parse expression: {filter}, error: {e}")))
+    pub fn compile_filter(
+        &self,
+        filter: &str,
+        params: &HashMap<String, serde_json::Value>,
+    ) -> Result<Plan> {
+        expr::compile_str_with_params(filter, &self.schema, params).map_err(|e| {
+            CoreError::invalid(
+                "expr",
+                format!("cannot parse expression: {filter}, error: {e}"),
+            )
+        })
     }
 
     /// Primary keys matching a delete filter.
@@ -236,7 +304,11 @@ impl Collection {
             return Ok(keys);
         }
         let parts = self.partition_filter(partitions)?;
-        Ok(self.shards.iter().flat_map(|s| s.matching_pks(plan, &parts)).collect())
+        Ok(self
+            .shards
+            .iter()
+            .flat_map(|s| s.matching_pks(plan, &parts))
+            .collect())
     }
 
     fn output_indexes(&self, names: &[String]) -> Result<Vec<usize>> {
@@ -268,7 +340,10 @@ impl Collection {
                 None => {
                     return Err(CoreError::invalid(
                         "output_fields",
-                        format!("field {n} does not exist in collection {}", self.schema.name),
+                        format!(
+                            "field {n} does not exist in collection {}",
+                            self.schema.name
+                        ),
                     ));
                 }
             }
@@ -281,12 +356,21 @@ impl Collection {
             return Err(CoreError::CollectionNotLoaded(self.name()));
         }
         if req.limit == 0 || req.limit > MAX_TOPK {
-            return Err(CoreError::invalid("limit", format!("topk (limit) should be in range [1, {MAX_TOPK}], but got {}", req.limit)));
+            return Err(CoreError::invalid(
+                "limit",
+                format!(
+                    "topk (limit) should be in range [1, {MAX_TOPK}], but got {}",
+                    req.limit
+                ),
+            ));
         }
         if req.offset + req.limit > MAX_TOPK {
             return Err(CoreError::invalid(
                 "offset",
-                format!("offset + limit should be in range [1, {MAX_TOPK}], but got {}", req.offset + req.limit),
+                format!(
+                    "offset + limit should be in range [1, {MAX_TOPK}], but got {}",
+                    req.offset + req.limit
+                ),
             ));
         }
         let field = match &req.anns_field {
@@ -294,12 +378,19 @@ impl Collection {
                 .schema
                 .field(name)
                 .filter(|f| f.data_type == DataType::FloatVector)
-                .ok_or_else(|| CoreError::invalid("anns_field", format!("vector field {name} does not exist")))?,
+                .ok_or_else(|| {
+                    CoreError::invalid("anns_field", format!("vector field {name} does not exist"))
+                })?,
             _ => {
                 let mut vf = self.schema.vector_fields();
-                let first = vf.next().ok_or_else(|| CoreError::invalid("anns_field", "collection has no vector field"))?;
+                let first = vf.next().ok_or_else(|| {
+                    CoreError::invalid("anns_field", "collection has no vector field")
+                })?;
                 if vf.next().is_some() {
-                    return Err(CoreError::invalid("anns_field", "collection has several vector fields: set anns_field"));
+                    return Err(CoreError::invalid(
+                        "anns_field",
+                        "collection has several vector fields: set anns_field",
+                    ));
                 }
                 first
             }
@@ -316,14 +407,27 @@ impl Collection {
             });
         }
         if req.vectors.iter().any(|v| !v.is_finite()) {
-            return Err(CoreError::invalid("data", "query vectors contain NaN or infinite values"));
+            return Err(CoreError::invalid(
+                "data",
+                "query vectors contain NaN or infinite values",
+            ));
         }
-        let spec = self.indexes.read().iter().find(|s| s.field_id == field.field_id).cloned();
+        let spec = self
+            .indexes
+            .read()
+            .iter()
+            .find(|s| s.field_id == field.field_id)
+            .cloned();
         let metric = match (req.metric, &spec) {
             (Some(m), Some(s)) if m != s.metric => {
                 return Err(CoreError::invalid(
                     "metric_type",
-                    format!("metric type not match: the index on {} uses {}, the search asked for {}", field.name, s.metric.as_str(), m.as_str()),
+                    format!(
+                        "metric type not match: the index on {} uses {}, the search asked for {}",
+                        field.name,
+                        s.metric.as_str(),
+                        m.as_str()
+                    ),
                 ));
             }
             (Some(m), _) => m,
@@ -331,7 +435,11 @@ impl Collection {
             (None, None) => MetricType::L2,
         };
         let k = req.limit + req.offset;
-        let ef = req.ef.unwrap_or(0).max(k).max(crate::vindex::DEFAULT_SEARCH_EF);
+        let ef = req
+            .ef
+            .unwrap_or(0)
+            .max(k)
+            .max(crate::vindex::DEFAULT_SEARCH_EF);
         let plan = self.compile_filter(&req.filter, &req.filter_params)?;
         let output = self.output_indexes(&req.output_fields)?;
         let partitions = self.partition_filter(&req.partitions)?;
@@ -356,12 +464,23 @@ impl Collection {
                 merged[q].extend(hits);
             }
         }
-        let mut result = SearchResult { num_queries: req.num_queries, topk: req.limit, ..Default::default() };
+        let mut result = SearchResult {
+            num_queries: req.num_queries,
+            topk: req.limit,
+            ..Default::default()
+        };
         let mut cols: Vec<Vec<Value>> = vec![Vec::new(); output.len()];
         for mut hits in merged {
             hits.sort_by(|a, b| {
-                let o = a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal);
-                if metric.higher_is_better() { o.reverse() } else { o }
+                let o = a
+                    .score
+                    .partial_cmp(&b.score)
+                    .unwrap_or(std::cmp::Ordering::Equal);
+                if metric.higher_is_better() {
+                    o.reverse()
+                } else {
+                    o
+                }
             });
             let page: Vec<ShardHit> = hits.into_iter().skip(req.offset).take(req.limit).collect();
             let mut ids = Vec::with_capacity(page.len());
@@ -401,20 +520,39 @@ impl Collection {
         if !self.is_loaded() {
             return Err(CoreError::CollectionNotLoaded(self.name()));
         }
-        let count_only = req.output_fields.iter().any(|f| f.trim().eq_ignore_ascii_case("count(*)"));
+        let count_only = req
+            .output_fields
+            .iter()
+            .any(|f| f.trim().eq_ignore_ascii_case("count(*)"));
         if count_only && req.output_fields.len() > 1 {
-            return Err(CoreError::invalid("output_fields", "count(*) cannot be combined with other output fields"));
+            return Err(CoreError::invalid(
+                "output_fields",
+                "count(*) cannot be combined with other output fields",
+            ));
         }
         if let Some(l) = req.limit {
             if l > MAX_TOPK || req.offset + l > MAX_TOPK {
-                return Err(CoreError::invalid("limit", format!("limit + offset should be in range [1, {MAX_TOPK}], but got {}", l + req.offset)));
+                return Err(CoreError::invalid(
+                    "limit",
+                    format!(
+                        "limit + offset should be in range [1, {MAX_TOPK}], but got {}",
+                        l + req.offset
+                    ),
+                ));
             }
         }
         let plan = self.compile_filter(&req.filter, &req.filter_params)?;
         if !count_only && plan.is_match_all() && req.limit.is_none() {
-            return Err(CoreError::invalid("expr", "empty expression should be used with limit"));
+            return Err(CoreError::invalid(
+                "expr",
+                "empty expression should be used with limit",
+            ));
         }
-        let mut names: Vec<String> = if count_only { Vec::new() } else { req.output_fields.clone() };
+        let mut names: Vec<String> = if count_only {
+            Vec::new()
+        } else {
+            req.output_fields.clone()
+        };
         let pk_name = self.schema.primary_field().name.clone();
         if !count_only && !names.iter().any(|n| *n == pk_name) {
             names.insert(0, pk_name);
@@ -429,12 +567,20 @@ impl Collection {
             rows.extend(r);
         }
         if count_only {
-            return Ok(QueryResult { num_rows: 1, fields: Vec::new(), count: Some(total as u64) });
+            return Ok(QueryResult {
+                num_rows: 1,
+                fields: Vec::new(),
+                count: Some(total as u64),
+            });
         }
         if req.limit.is_some() || req.offset > 0 {
             rows.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        let rows: Vec<_> = rows.into_iter().skip(req.offset).take(req.limit.unwrap_or(usize::MAX)).collect();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .skip(req.offset)
+            .take(req.limit.unwrap_or(usize::MAX))
+            .collect();
         let num_rows = rows.len();
         let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(num_rows); output.len()];
         for (_, values) in rows {
@@ -442,7 +588,11 @@ impl Collection {
                 c.push(v);
             }
         }
-        Ok(QueryResult { num_rows, fields: self.output_columns(&output, cols), count: None })
+        Ok(QueryResult {
+            num_rows,
+            fields: self.output_columns(&output, cols),
+            count: None,
+        })
     }
 }
 
@@ -479,7 +629,12 @@ fn check_column(f: &FieldSchema, col: &Column) -> Result<()> {
     let type_err = || {
         CoreError::invalid(
             &f.name,
-            format!("field {} expects {} data, got {}", f.name, f.data_type, column_type_name(col)),
+            format!(
+                "field {} expects {} data, got {}",
+                f.name,
+                f.data_type,
+                column_type_name(col)
+            ),
         )
     };
     match (f.data_type, col) {
@@ -487,18 +642,27 @@ fn check_column(f: &FieldSchema, col: &Column) -> Result<()> {
         (dt, Column::Int(v)) if dt.is_integer() => {
             if let Some((lo, hi)) = dt.int_range() {
                 if let Some(bad) = v.iter().find(|x| **x < lo || **x > hi) {
-                    return Err(CoreError::invalid(&f.name, format!("value {bad} is out of range for {dt} field {}", f.name)));
+                    return Err(CoreError::invalid(
+                        &f.name,
+                        format!("value {bad} is out of range for {dt} field {}", f.name),
+                    ));
                 }
             }
         }
         (DataType::Float, Column::Float(v)) => {
             if v.iter().any(|x| !x.is_finite()) {
-                return Err(CoreError::invalid(&f.name, format!("field {} contains NaN or infinite values", f.name)));
+                return Err(CoreError::invalid(
+                    &f.name,
+                    format!("field {} contains NaN or infinite values", f.name),
+                ));
             }
         }
         (DataType::Double, Column::Double(v)) => {
             if v.iter().any(|x| !x.is_finite()) {
-                return Err(CoreError::invalid(&f.name, format!("field {} contains NaN or infinite values", f.name)));
+                return Err(CoreError::invalid(
+                    &f.name,
+                    format!("field {} contains NaN or infinite values", f.name),
+                ));
             }
         }
         (DataType::VarChar, Column::VarChar(v)) => {
@@ -506,22 +670,36 @@ fn check_column(f: &FieldSchema, col: &Column) -> Result<()> {
             if let Some(s) = v.iter().find(|s| s.len() > max) {
                 return Err(CoreError::invalid(
                     &f.name,
-                    format!("the length ({}) of VarChar field {} exceeds max_length ({max})", s.len(), f.name),
+                    format!(
+                        "the length ({}) of VarChar field {} exceeds max_length ({max})",
+                        s.len(),
+                        f.name
+                    ),
                 ));
             }
         }
         (DataType::Json, Column::Json(v)) => {
             if f.is_dynamic && v.iter().any(|j| !j.is_object()) {
-                return Err(CoreError::invalid(&f.name, "dynamic field data must be JSON objects"));
+                return Err(CoreError::invalid(
+                    &f.name,
+                    "dynamic field data must be JSON objects",
+                ));
             }
         }
         (DataType::FloatVector, Column::FloatVector { dim, data }) => {
             let expected = f.dim();
             if *dim != expected {
-                return Err(CoreError::DimensionMismatch { field: f.name.clone(), expected, actual: *dim });
+                return Err(CoreError::DimensionMismatch {
+                    field: f.name.clone(),
+                    expected,
+                    actual: *dim,
+                });
             }
             if data.iter().any(|x| !x.is_finite()) {
-                return Err(CoreError::invalid(&f.name, format!("vector field {} contains NaN or infinite values", f.name)));
+                return Err(CoreError::invalid(
+                    &f.name,
+                    format!("vector field {} contains NaN or infinite values", f.name),
+                ));
             }
         }
         _ => return Err(type_err()),

@@ -41,10 +41,20 @@ fn collection_key(id: i64) -> String {
 
 impl Database {
     /// Open the database over the given stores, recovering every collection.
-    pub async fn open(meta: Arc<dyn MetaStore>, objects: Arc<dyn ObjectStore>, config: CoreConfig) -> Result<Arc<Self>> {
+    pub async fn open(
+        meta: Arc<dyn MetaStore>,
+        objects: Arc<dyn ObjectStore>,
+        config: CoreConfig,
+    ) -> Result<Arc<Self>> {
         let tso = Arc::new(TimestampOracle::open(meta.clone(), "tso/upper").await?);
         let ids = Arc::new(IdAllocator::open(meta.clone(), "ids/next", 1_000).await?);
-        let env = ShardEnv { objects, meta: meta.clone(), tso, ids, config: Arc::new(config) };
+        let env = ShardEnv {
+            objects,
+            meta: meta.clone(),
+            tso,
+            ids,
+            config: Arc::new(config),
+        };
         let db = Database {
             env,
             collections: RwLock::new(BTreeMap::new()),
@@ -54,8 +64,8 @@ impl Database {
         let started = std::time::Instant::now();
         let mut n = 0;
         for kv in meta.list(COLLECTION_PREFIX).await? {
-            let cm: CollectionMeta =
-                serde_json::from_slice(&kv.value).map_err(|e| CoreError::corrupted(&kv.key, e.to_string()))?;
+            let cm: CollectionMeta = serde_json::from_slice(&kv.value)
+                .map_err(|e| CoreError::corrupted(&kv.key, e.to_string()))?;
             let name = cm.name.clone();
             let aliases = cm.aliases.clone();
             let coll = db.open_collection(cm).await?;
@@ -65,7 +75,11 @@ impl Database {
             db.collections.write().insert(name, Arc::new(coll));
             n += 1;
         }
-        tracing::info!(collections = n, seconds = started.elapsed().as_secs_f64(), "database recovered");
+        tracing::info!(
+            collections = n,
+            seconds = started.elapsed().as_secs_f64(),
+            "database recovered"
+        );
         Ok(Arc::new(db))
     }
 
@@ -74,7 +88,9 @@ impl Database {
         let indexes = Arc::new(RwLock::new(cm.indexes.clone()));
         let mut shards = Vec::with_capacity(cm.num_shards);
         for s in 0..cm.num_shards {
-            shards.push(Shard::open(cm.id, s, schema.clone(), indexes.clone(), self.env.clone()).await?);
+            shards.push(
+                Shard::open(cm.id, s, schema.clone(), indexes.clone(), self.env.clone()).await?,
+            );
         }
         Ok(Collection::new(cm, shards, indexes))
     }
@@ -89,8 +105,17 @@ impl Database {
 
     /// Resolve a name or alias.
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
-        let real = self.aliases.read().get(name).cloned().unwrap_or_else(|| name.to_string());
-        self.collections.read().get(&real).cloned().ok_or_else(|| CoreError::CollectionNotFound(name.to_string()))
+        let real = self
+            .aliases
+            .read()
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string());
+        self.collections
+            .read()
+            .get(&real)
+            .cloned()
+            .ok_or_else(|| CoreError::CollectionNotFound(name.to_string()))
     }
 
     pub fn list_collections(&self) -> Vec<Arc<Collection>> {
@@ -116,19 +141,27 @@ impl Database {
         let schema = schema.validate_and_normalize()?;
         let num_shards = if num_shards == 0 { 1 } else { num_shards };
         if num_shards > MAX_SHARDS {
-            return Err(CoreError::invalid("shards_num", format!("shards_num must be in [1, {MAX_SHARDS}], got {num_shards}")));
+            return Err(CoreError::invalid(
+                "shards_num",
+                format!("shards_num must be in [1, {MAX_SHARDS}], got {num_shards}"),
+            ));
         }
         let _g = self.ddl.lock().await;
         if let Ok(existing) = self.collection(&schema.name) {
             let same = existing.schema.fields.len() == schema.fields.len()
-                && existing.schema.fields.iter().zip(&schema.fields).all(|(a, b)| {
-                    a.name == b.name
-                        && a.data_type == b.data_type
-                        && a.is_primary == b.is_primary
-                        && a.dim == b.dim
-                        && a.max_length == b.max_length
-                        && a.auto_id == b.auto_id
-                })
+                && existing
+                    .schema
+                    .fields
+                    .iter()
+                    .zip(&schema.fields)
+                    .all(|(a, b)| {
+                        a.name == b.name
+                            && a.data_type == b.data_type
+                            && a.is_primary == b.is_primary
+                            && a.dim == b.dim
+                            && a.max_length == b.max_length
+                            && a.auto_id == b.auto_id
+                    })
                 && existing.schema.enable_dynamic_field == schema.enable_dynamic_field;
             if same {
                 return Ok(());
@@ -143,7 +176,11 @@ impl Database {
             name: schema.name.clone(),
             schema,
             num_shards,
-            partitions: vec![PartitionMeta { id: pid, name: DEFAULT_PARTITION.into(), created_ts: ts }],
+            partitions: vec![PartitionMeta {
+                id: pid,
+                name: DEFAULT_PARTITION.into(),
+                created_ts: ts,
+            }],
             indexes: Vec::new(),
             loaded: false,
             consistency,
@@ -179,7 +216,10 @@ impl Database {
         let _g = self.ddl.lock().await;
         let c = self.collection(old)?;
         if self.collections.read().contains_key(new) {
-            return Err(CoreError::invalid("new_name", format!("duplicated new collection name {new}")));
+            return Err(CoreError::invalid(
+                "new_name",
+                format!("duplicated new collection name {new}"),
+            ));
         }
         {
             let mut m = c.meta.write();
@@ -198,7 +238,11 @@ impl Database {
         Ok(())
     }
 
-    pub async fn alter_properties(&self, name: &str, props: BTreeMap<String, String>) -> Result<()> {
+    pub async fn alter_properties(
+        &self,
+        name: &str,
+        props: BTreeMap<String, String>,
+    ) -> Result<()> {
         let _g = self.ddl.lock().await;
         let c = self.collection(name)?;
         c.meta.write().properties.extend(props);
@@ -209,10 +253,16 @@ impl Database {
         validate_name("alias", alias)?;
         let _g = self.ddl.lock().await;
         if self.collections.read().contains_key(alias) {
-            return Err(CoreError::invalid("alias", format!("alias {alias} conflicts with a collection name")));
+            return Err(CoreError::invalid(
+                "alias",
+                format!("alias {alias} conflicts with a collection name"),
+            ));
         }
         if self.aliases.read().contains_key(alias) {
-            return Err(CoreError::invalid("alias", format!("alias {alias} already exists")));
+            return Err(CoreError::invalid(
+                "alias",
+                format!("alias {alias} already exists"),
+            ));
         }
         let c = self.collection(collection)?;
         c.meta.write().aliases.push(alias.to_string());
@@ -223,7 +273,9 @@ impl Database {
 
     pub async fn drop_alias(&self, alias: &str) -> Result<()> {
         let _g = self.ddl.lock().await;
-        let Some(target) = self.aliases.read().get(alias).cloned() else { return Ok(()) };
+        let Some(target) = self.aliases.read().get(alias).cloned() else {
+            return Ok(());
+        };
         if let Ok(c) = self.collection(&target) {
             c.meta.write().aliases.retain(|a| a != alias);
             self.persist(&c).await?;
@@ -238,7 +290,13 @@ impl Database {
     }
 
     pub fn aliases_of(&self, collection: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.aliases.read().iter().filter(|(_, c)| *c == collection).map(|(a, _)| a.clone()).collect();
+        let mut v: Vec<String> = self
+            .aliases
+            .read()
+            .iter()
+            .filter(|(_, c)| *c == collection)
+            .map(|(a, _)| a.clone())
+            .collect();
         v.sort();
         v
     }
@@ -252,20 +310,33 @@ impl Database {
         let _g = self.ddl.lock().await;
         let c = self.collection(collection)?;
         if c.partition_id(partition).is_ok() {
-            return Err(CoreError::invalid("partition_name", format!("partition {partition} already exists")));
+            return Err(CoreError::invalid(
+                "partition_name",
+                format!("partition {partition} already exists"),
+            ));
         }
         if c.meta.read().partitions.len() >= 1024 {
-            return Err(CoreError::invalid("partition_name", "a collection can have at most 1024 partitions"));
+            return Err(CoreError::invalid(
+                "partition_name",
+                "a collection can have at most 1024 partitions",
+            ));
         }
         let id = self.env.ids.alloc(1).await?;
         let ts = self.env.tso.alloc(1).await?;
-        c.meta.write().partitions.push(PartitionMeta { id, name: partition.to_string(), created_ts: ts });
+        c.meta.write().partitions.push(PartitionMeta {
+            id,
+            name: partition.to_string(),
+            created_ts: ts,
+        });
         self.persist(&c).await
     }
 
     pub async fn drop_partition(&self, collection: &str, partition: &str) -> Result<()> {
         if partition == DEFAULT_PARTITION {
-            return Err(CoreError::invalid("partition_name", "the default partition cannot be dropped"));
+            return Err(CoreError::invalid(
+                "partition_name",
+                "the default partition cannot be dropped",
+            ));
         }
         let _g = self.ddl.lock().await;
         let c = self.collection(collection)?;
@@ -289,32 +360,56 @@ impl Database {
         let field = c
             .schema
             .field(field_name)
-            .ok_or_else(|| CoreError::invalid("field_name", format!("field {field_name} does not exist")))?
+            .ok_or_else(|| {
+                CoreError::invalid("field_name", format!("field {field_name} does not exist"))
+            })?
             .clone();
         if field.data_type != DataType::FloatVector {
             // Scalar indexes are accepted and recorded (filters are evaluated exactly anyway).
-            tracing::info!(field = field_name, "scalar index requested; filters are evaluated without it");
+            tracing::info!(
+                field = field_name,
+                "scalar index requested; filters are evaluated without it"
+            );
         }
-        let index_type = IndexType::parse(params.get("index_type").map(String::as_str).unwrap_or("AUTOINDEX"))?;
+        let index_type = IndexType::parse(
+            params
+                .get("index_type")
+                .map(String::as_str)
+                .unwrap_or("AUTOINDEX"),
+        )?;
         let metric = match params.get("metric_type") {
             Some(m) if !m.is_empty() => MetricType::parse(m)?,
             _ => MetricType::Cosine,
         };
         let (m, efc) = crate::vindex::hnsw_params(index_type, &params)?;
-        let index_name = if index_name.is_empty() { field_name.to_string() } else { index_name.to_string() };
+        let index_name = if index_name.is_empty() {
+            field_name.to_string()
+        } else {
+            index_name.to_string()
+        };
         {
             let specs = c.indexes.read();
             if let Some(existing) = specs.iter().find(|s| s.field_id == field.field_id) {
-                if existing.index_type == index_type && existing.metric == metric && existing.m == m && existing.ef_construction == efc {
+                if existing.index_type == index_type
+                    && existing.metric == metric
+                    && existing.m == m
+                    && existing.ef_construction == efc
+                {
                     return Ok(());
                 }
                 return Err(CoreError::invalid(
                     "index",
-                    format!("at most one distinct index is allowed per field: {field_name} already has index {}", existing.index_name),
+                    format!(
+                        "at most one distinct index is allowed per field: {field_name} already has index {}",
+                        existing.index_name
+                    ),
                 ));
             }
             if specs.iter().any(|s| s.index_name == index_name) {
-                return Err(CoreError::invalid("index_name", format!("index name {index_name} is already used")));
+                return Err(CoreError::invalid(
+                    "index_name",
+                    format!("index name {index_name} is already used"),
+                ));
             }
         }
         let spec = IndexSpec {
@@ -339,13 +434,24 @@ impl Database {
         Ok(())
     }
 
-    pub async fn drop_index(&self, collection: &str, field_name: &str, index_name: &str) -> Result<()> {
+    pub async fn drop_index(
+        &self,
+        collection: &str,
+        field_name: &str,
+        index_name: &str,
+    ) -> Result<()> {
         let _g = self.ddl.lock().await;
         let c = self.collection(collection)?;
         if c.is_loaded() {
-            return Err(CoreError::invalid("index", "index cannot be dropped while the collection is loaded; release it first"));
+            return Err(CoreError::invalid(
+                "index",
+                "index cannot be dropped while the collection is loaded; release it first",
+            ));
         }
-        let matches = |s: &IndexSpec| (index_name.is_empty() || s.index_name == index_name) && (field_name.is_empty() || s.field_name == field_name);
+        let matches = |s: &IndexSpec| {
+            (index_name.is_empty() || s.index_name == index_name)
+                && (field_name.is_empty() || s.field_name == field_name)
+        };
         if !c.indexes.read().iter().any(matches) {
             return Ok(());
         }
@@ -355,7 +461,11 @@ impl Database {
     }
 
     /// Index specs with (indexed rows, total rows).
-    pub fn describe_indexes(&self, collection: &str, index_name: &str) -> Result<Vec<(IndexSpec, usize, usize)>> {
+    pub fn describe_indexes(
+        &self,
+        collection: &str,
+        index_name: &str,
+    ) -> Result<Vec<(IndexSpec, usize, usize)>> {
         let c = self.collection(collection)?;
         let specs = c.indexes.read().clone();
         let mut out = Vec::new();
@@ -364,7 +474,11 @@ impl Database {
                 continue;
             }
             let (mut done, mut total) = (0, 0);
-            if s.index_type != IndexType::Flat && c.schema.field(&s.field_name).is_some_and(|f| f.data_type == DataType::FloatVector) {
+            if s.index_type != IndexType::Flat
+                && c.schema
+                    .field(&s.field_name)
+                    .is_some_and(|f| f.data_type == DataType::FloatVector)
+            {
                 for sh in &c.shards {
                     let (d, t) = sh.index_progress(s.index_id, s.field_id);
                     done += d;
@@ -380,7 +494,10 @@ impl Database {
             out.push((s, done, total));
         }
         if out.is_empty() {
-            return Err(CoreError::IndexNotFound { collection: collection.to_string(), field: index_name.to_string() });
+            return Err(CoreError::IndexNotFound {
+                collection: collection.to_string(),
+                field: index_name.to_string(),
+            });
         }
         Ok(out)
     }
@@ -396,7 +513,10 @@ impl Database {
         if !missing.is_empty() {
             return Err(CoreError::invalid(
                 "index",
-                format!("there is no vector index on field: [{}], please create index firstly", missing.join(", ")),
+                format!(
+                    "there is no vector index on field: [{}], please create index firstly",
+                    missing.join(", ")
+                ),
             ));
         }
         if !c.is_loaded() {
@@ -419,25 +539,53 @@ impl Database {
 
     pub fn load_state(&self, collection: &str) -> Result<LoadState> {
         let c = self.collection(collection)?;
-        Ok(if c.is_loaded() { LoadState::Loaded } else { LoadState::NotLoad })
+        Ok(if c.is_loaded() {
+            LoadState::Loaded
+        } else {
+            LoadState::NotLoad
+        })
     }
 
-    pub async fn insert(&self, collection: &str, partition: &str, rows: RowBatch) -> Result<MutationResult> {
+    pub async fn insert(
+        &self,
+        collection: &str,
+        partition: &str,
+        rows: RowBatch,
+    ) -> Result<MutationResult> {
         self.write(collection, partition, rows, false).await
     }
 
-    pub async fn upsert(&self, collection: &str, partition: &str, rows: RowBatch) -> Result<MutationResult> {
+    pub async fn upsert(
+        &self,
+        collection: &str,
+        partition: &str,
+        rows: RowBatch,
+    ) -> Result<MutationResult> {
         self.write(collection, partition, rows, true).await
     }
 
-    async fn write(&self, collection: &str, partition: &str, rows: RowBatch, upsert: bool) -> Result<MutationResult> {
+    async fn write(
+        &self,
+        collection: &str,
+        partition: &str,
+        rows: RowBatch,
+        upsert: bool,
+    ) -> Result<MutationResult> {
         let c = self.collection(collection)?;
-        let partition = if partition.is_empty() { DEFAULT_PARTITION } else { partition };
+        let partition = if partition.is_empty() {
+            DEFAULT_PARTITION
+        } else {
+            partition
+        };
         let pid = c.partition_id(partition)?;
         let n = rows.num_rows();
         let pk_field = c.schema.primary_field();
         let needs_ids = pk_field.auto_id && rows.column(&pk_field.name).is_none();
-        let auto = if needs_ids && n > 0 { Some(self.env.ids.alloc(n as u32).await?) } else { None };
+        let auto = if needs_ids && n > 0 {
+            Some(self.env.ids.alloc(n as u32).await?)
+        } else {
+            None
+        };
         let (cols, pks) = c.normalize_rows(rows, auto, upsert)?;
         let ts = c.write_rows(pid, cols, &pks, upsert).await?;
         Ok(MutationResult {
@@ -450,21 +598,44 @@ impl Database {
     }
 
     /// Delete by filter expression (which may be `pk in [...]`).
-    pub async fn delete(&self, collection: &str, partition: &str, filter: &str, params: &HashMap<String, serde_json::Value>) -> Result<MutationResult> {
+    pub async fn delete(
+        &self,
+        collection: &str,
+        partition: &str,
+        filter: &str,
+        params: &HashMap<String, serde_json::Value>,
+    ) -> Result<MutationResult> {
         let c = self.collection(collection)?;
         if filter.trim().is_empty() {
-            return Err(CoreError::invalid("expr", "delete needs a filter expression or primary keys"));
+            return Err(CoreError::invalid(
+                "expr",
+                "delete needs a filter expression or primary keys",
+            ));
         }
         let plan = c.compile_filter(filter, params)?;
-        let parts: Vec<String> = if partition.is_empty() { vec![] } else { vec![partition.to_string()] };
+        let parts: Vec<String> = if partition.is_empty() {
+            vec![]
+        } else {
+            vec![partition.to_string()]
+        };
         let pks = c.matching_pks(&plan, &parts)?;
         self.delete_pks(&c, pks).await
     }
 
     async fn delete_pks(&self, c: &Collection, pks: Vec<PrimaryKey>) -> Result<MutationResult> {
         let n = pks.len();
-        let ts = if n == 0 { self.env.tso.alloc(1).await? } else { c.delete_pks(pks.clone()).await? };
-        Ok(MutationResult { ids: pks, timestamp: ts, insert_count: 0, delete_count: n, upsert_count: 0 })
+        let ts = if n == 0 {
+            self.env.tso.alloc(1).await?
+        } else {
+            c.delete_pks(pks.clone()).await?
+        };
+        Ok(MutationResult {
+            ids: pks,
+            timestamp: ts,
+            insert_count: 0,
+            delete_count: n,
+            upsert_count: 0,
+        })
     }
 
     pub async fn flush(&self, collection: &str) -> Result<()> {
@@ -500,8 +671,16 @@ impl Database {
     pub fn totals(&self) -> (usize, usize, usize, usize) {
         let cs = self.list_collections();
         let rows = cs.iter().map(|c| c.num_rows()).sum();
-        let segs = cs.iter().flat_map(|c| c.shards.iter()).map(|s| s.segment_infos().len()).sum();
-        let mem = cs.iter().flat_map(|c| c.shards.iter()).map(|s| s.memory_bytes()).sum();
+        let segs = cs
+            .iter()
+            .flat_map(|c| c.shards.iter())
+            .map(|s| s.segment_infos().len())
+            .sum();
+        let mem = cs
+            .iter()
+            .flat_map(|c| c.shards.iter())
+            .map(|s| s.memory_bytes())
+            .sum();
         (cs.len(), rows, segs, mem)
     }
 }

@@ -20,7 +20,11 @@ pub enum CoreError {
     #[error("collection not loaded[collection={0}]")]
     CollectionNotLoaded(String),
     #[error("the vector field {field} expects dim {expected}, got {actual}")]
-    DimensionMismatch { field: String, expected: usize, actual: usize },
+    DimensionMismatch {
+        field: String,
+        expected: usize,
+        actual: usize,
+    },
     #[error("filter expression error: {0}")]
     Expr(#[from] crate::expr::ExprError),
     #[error("data corruption in {what}: {message}")]
@@ -41,10 +45,16 @@ pub enum CoreError {
 
 impl CoreError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::InvalidArgument { field: field.into(), message: message.into() }
+        CoreError::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
     }
     pub fn corrupted(what: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::Corrupted { what: what.into(), message: message.into() }
+        CoreError::Corrupted {
+            what: what.into(),
+            message: message.into(),
+        }
     }
     pub fn storage(e: impl std::fmt::Display) -> Self {
         CoreError::Storage(e.to_string())

@@ -27,7 +27,10 @@ impl MetricType {
             "L2" => Ok(MetricType::L2),
             "IP" => Ok(MetricType::Ip),
             "COSINE" => Ok(MetricType::Cosine),
-            _ => Err(CoreError::invalid("metric_type", format!("unsupported metric type {s:?}; expected one of L2, IP, COSINE"))),
+            _ => Err(CoreError::invalid(
+                "metric_type",
+                format!("unsupported metric type {s:?}; expected one of L2, IP, COSINE"),
+            )),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -43,7 +46,11 @@ impl MetricType {
     }
     /// True if score `a` ranks before score `b`.
     pub fn better(self, a: f32, b: f32) -> bool {
-        if self.higher_is_better() { a > b } else { a < b }
+        if self.higher_is_better() {
+            a > b
+        } else {
+            a < b
+        }
     }
 }
 

@@ -64,7 +64,10 @@ impl DataType {
     }
 
     pub fn is_integer(self) -> bool {
-        matches!(self, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
+        matches!(
+            self,
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+        )
     }
 
     pub fn is_numeric(self) -> bool {
@@ -165,7 +168,10 @@ impl CollectionSchema {
     pub fn validate_and_normalize(mut self) -> Result<Self> {
         validate_name("collection_name", &self.name)?;
         if self.fields.is_empty() {
-            return Err(CoreError::invalid("schema", "a collection needs at least a primary key field and a vector field"));
+            return Err(CoreError::invalid(
+                "schema",
+                "a collection needs at least a primary key field and a vector field",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         let mut primaries = 0;
@@ -192,10 +198,16 @@ impl CollectionSchema {
                     ));
                 }
                 if f.nullable {
-                    return Err(CoreError::invalid(&f.name, "primary key cannot be nullable"));
+                    return Err(CoreError::invalid(
+                        &f.name,
+                        "primary key cannot be nullable",
+                    ));
                 }
             } else if f.auto_id {
-                return Err(CoreError::invalid(&f.name, "auto_id can only be set on the primary key"));
+                return Err(CoreError::invalid(
+                    &f.name,
+                    "auto_id can only be set on the primary key",
+                ));
             }
             match f.data_type {
                 DataType::FloatVector => {
@@ -209,7 +221,10 @@ impl CollectionSchema {
                             ));
                         }
                         None => {
-                            return Err(CoreError::invalid(&f.name, "dim not set for FloatVector field"));
+                            return Err(CoreError::invalid(
+                                &f.name,
+                                "dim not set for FloatVector field",
+                            ));
                         }
                     }
                 }
@@ -222,7 +237,10 @@ impl CollectionSchema {
                         ));
                     }
                     None => {
-                        return Err(CoreError::invalid(&f.name, "max_length not set for VarChar field"));
+                        return Err(CoreError::invalid(
+                            &f.name,
+                            "max_length not set for VarChar field",
+                        ));
                     }
                 },
                 _ => {}
@@ -235,7 +253,10 @@ impl CollectionSchema {
             ));
         }
         if vectors == 0 {
-            return Err(CoreError::invalid("schema", "a collection needs at least one vector field"));
+            return Err(CoreError::invalid(
+                "schema",
+                "a collection needs at least one vector field",
+            ));
         }
         let has_meta = self.fields.iter().any(|f| f.is_dynamic);
         if self.enable_dynamic_field && !has_meta {
@@ -250,7 +271,10 @@ impl CollectionSchema {
 
     pub fn primary_field(&self) -> &FieldSchema {
         // validate_and_normalize guarantees exactly one primary key
-        self.fields.iter().find(|f| f.is_primary).unwrap_or(&self.fields[0])
+        self.fields
+            .iter()
+            .find(|f| f.is_primary)
+            .unwrap_or(&self.fields[0])
     }
 
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
@@ -270,7 +294,9 @@ impl CollectionSchema {
     }
 
     pub fn vector_fields(&self) -> impl Iterator<Item = &FieldSchema> {
-        self.fields.iter().filter(|f| f.data_type == DataType::FloatVector)
+        self.fields
+            .iter()
+            .filter(|f| f.data_type == DataType::FloatVector)
     }
 }
 
@@ -346,6 +372,11 @@ mod tests {
         assert!(s.validate_and_normalize().is_err());
         let mut s = base();
         s.fields.push(FieldSchema::new("id", DataType::Int32));
-        assert!(s.validate_and_normalize().unwrap_err().to_string().contains("duplicated"));
+        assert!(
+            s.validate_and_normalize()
+                .unwrap_err()
+                .to_string()
+                .contains("duplicated")
+        );
     }
 }

@@ -29,7 +29,11 @@ pub struct SegmentData {
 impl SegmentData {
     pub fn empty(schema: &CollectionSchema) -> Self {
         SegmentData {
-            columns: schema.fields.iter().map(|f| Column::empty_for(f.data_type, f.dim())).collect(),
+            columns: schema
+                .fields
+                .iter()
+                .map(|f| Column::empty_for(f.data_type, f.dim()))
+                .collect(),
             timestamps: Vec::new(),
         }
     }
@@ -64,7 +68,9 @@ impl SegmentData {
         w.i64(segment_id);
         w.i64(partition_id);
         w.u64(self.num_rows() as u64);
-        w.column(&Column::Int(self.timestamps.iter().map(|t| *t as i64).collect()));
+        w.column(&Column::Int(
+            self.timestamps.iter().map(|t| *t as i64).collect(),
+        ));
         w.u32(self.columns.len() as u32);
         for (f, c) in schema.fields.iter().zip(&self.columns) {
             w.i64(f.field_id);
@@ -74,17 +80,27 @@ impl SegmentData {
     }
 
     /// Decode and verify a segment file against the schema.
-    pub fn decode(bytes: &[u8], schema: &CollectionSchema, what: &str) -> Result<(i64, i64, SegmentData)> {
+    pub fn decode(
+        bytes: &[u8],
+        schema: &CollectionSchema,
+        what: &str,
+    ) -> Result<(i64, i64, SegmentData)> {
         let (version, body) = unframe(SEGMENT_MAGIC, bytes, what)?;
         if version != SEGMENT_VERSION {
-            return Err(CoreError::corrupted(what, format!("unsupported segment format version {version}")));
+            return Err(CoreError::corrupted(
+                what,
+                format!("unsupported segment format version {version}"),
+            ));
         }
         let mut r = Reader::new(body, what);
         let segment_id = r.i64()?;
         let partition_id = r.i64()?;
         let rows = r.u64()? as usize;
         let Column::Int(ts) = r.column()? else {
-            return Err(CoreError::corrupted(what, "timestamp column has the wrong type"));
+            return Err(CoreError::corrupted(
+                what,
+                "timestamp column has the wrong type",
+            ));
         };
         let n = r.u32()? as usize;
         let mut by_id: HashMap<FieldId, Column> = HashMap::new();
@@ -94,18 +110,31 @@ impl SegmentData {
         }
         let mut columns = Vec::with_capacity(schema.fields.len());
         for f in &schema.fields {
-            let c = by_id
-                .remove(&f.field_id)
-                .ok_or_else(|| CoreError::corrupted(what, format!("missing column for field {}", f.name)))?;
+            let c = by_id.remove(&f.field_id).ok_or_else(|| {
+                CoreError::corrupted(what, format!("missing column for field {}", f.name))
+            })?;
             if c.len() != rows {
-                return Err(CoreError::corrupted(what, format!("column {} has {} rows, expected {rows}", f.name, c.len())));
+                return Err(CoreError::corrupted(
+                    what,
+                    format!("column {} has {} rows, expected {rows}", f.name, c.len()),
+                ));
             }
             columns.push(c);
         }
         if ts.len() != rows {
-            return Err(CoreError::corrupted(what, "timestamp column length mismatch"));
+            return Err(CoreError::corrupted(
+                what,
+                "timestamp column length mismatch",
+            ));
         }
-        Ok((segment_id, partition_id, SegmentData { columns, timestamps: ts.into_iter().map(|t| t as u64).collect() }))
+        Ok((
+            segment_id,
+            partition_id,
+            SegmentData {
+                columns,
+                timestamps: ts.into_iter().map(|t| t as u64).collect(),
+            },
+        ))
     }
 
     /// Append rows `rows` (schema-ordered columns) with timestamp `ts`.
@@ -130,7 +159,10 @@ pub struct SegmentRow<'a> {
 
 impl RowAccess for SegmentRow<'_> {
     fn get(&self, field_index: usize) -> ValueRef<'_> {
-        self.data.columns.get(field_index).map_or(ValueRef::Null, |c| c.get(self.row))
+        self.data
+            .columns
+            .get(field_index)
+            .map_or(ValueRef::Null, |c| c.get(self.row))
     }
 }
 
@@ -156,7 +188,9 @@ impl DeleteBits {
         !was
     }
     pub fn get(&self, i: usize) -> bool {
-        self.words.get(i / 64).is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
     pub fn count(&self) -> usize {
         self.count
@@ -175,16 +209,25 @@ impl DeleteBits {
     pub fn decode(bytes: &[u8], rows: usize, what: &str) -> Result<Self> {
         let (version, body) = unframe(DELETES_MAGIC, bytes, what)?;
         if version != DELETES_VERSION {
-            return Err(CoreError::corrupted(what, format!("unsupported delete-log version {version}")));
+            return Err(CoreError::corrupted(
+                what,
+                format!("unsupported delete-log version {version}"),
+            ));
         }
         let mut r = Reader::new(body, what);
         let n = r.u64()? as usize;
         if n != rows {
-            return Err(CoreError::corrupted(what, format!("delete log is for {n} rows, segment has {rows}")));
+            return Err(CoreError::corrupted(
+                what,
+                format!("delete log is for {n} rows, segment has {rows}"),
+            ));
         }
         let words = r.u64()? as usize;
         if words > rows / 64 + 1 {
-            return Err(CoreError::corrupted(what, "delete log longer than its segment"));
+            return Err(CoreError::corrupted(
+                what,
+                "delete log longer than its segment",
+            ));
         }
         let mut bits = DeleteBits::default();
         for _ in 0..words {
@@ -232,7 +275,11 @@ pub struct Segment {
 #[derive(Debug)]
 pub enum SegmentKind {
     Growing(SegmentData),
-    Sealed { data: Arc<SegmentData>, meta: SegmentMeta, persisted_deletes: usize },
+    Sealed {
+        data: Arc<SegmentData>,
+        meta: SegmentMeta,
+        persisted_deletes: usize,
+    },
 }
 
 impl Segment {
@@ -288,7 +335,10 @@ mod tests {
             &[
                 Column::Int(vec![1, 2]),
                 Column::VarChar(vec!["a".into(), "b".into()]),
-                Column::FloatVector { dim: 2, data: vec![1.0, 2.0, 3.0, 4.0] },
+                Column::FloatVector {
+                    dim: 2,
+                    data: vec![1.0, 2.0, 3.0, 4.0],
+                },
             ],
             42,
         );
@@ -298,7 +348,9 @@ mod tests {
         assert_eq!(back, d);
         let mut bad = bytes.clone();
         bad[40] ^= 1;
-        let e = SegmentData::decode(&bad, &s, "segments/9").unwrap_err().to_string();
+        let e = SegmentData::decode(&bad, &s, "segments/9")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("segments/9") && e.contains("checksum"), "{e}");
     }
 

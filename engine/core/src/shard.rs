@@ -15,7 +15,9 @@ use crate::error::{CoreError, Result};
 use crate::expr::Plan;
 use crate::request::{IndexSpec, IndexType, MetricType};
 use crate::schema::CollectionSchema;
-use crate::segment::{DeleteBits, Segment, SegmentData, SegmentIndexMeta, SegmentKind, SegmentMeta};
+use crate::segment::{
+    DeleteBits, Segment, SegmentData, SegmentIndexMeta, SegmentKind, SegmentMeta,
+};
 use crate::store::{MetaStore, ObjectStore};
 use crate::tso::{IdAllocator, TimestampOracle};
 use crate::value::{Column, PrimaryKey};
@@ -80,11 +82,23 @@ impl ShardState {
 
     fn apply(&mut self, schema: &CollectionSchema, pk_index: usize, record: &WalRecord) {
         match record {
-            WalRecord::Insert { partition_id, ts, rows } | WalRecord::Upsert { partition_id, ts, rows } => {
+            WalRecord::Insert {
+                partition_id,
+                ts,
+                rows,
+            }
+            | WalRecord::Upsert {
+                partition_id,
+                ts,
+                rows,
+            } => {
                 let handle = self.growing_for(schema, *partition_id);
                 let cols: Vec<Column> = rows.columns.iter().map(|(_, c)| c.clone()).collect();
                 let n = cols.first().map_or(0, Column::len);
-                let base = self.segments.get(&handle).map_or(0, |s| s.data().num_rows());
+                let base = self
+                    .segments
+                    .get(&handle)
+                    .map_or(0, |s| s.data().num_rows());
                 if let Some(pk_col) = cols.get(pk_index) {
                     for i in 0..n {
                         if let Some(pk) = pk_col.primary_key(i) {
@@ -94,7 +108,11 @@ impl ShardState {
                         }
                     }
                 }
-                if let Some(Segment { kind: SegmentKind::Growing(data), .. }) = self.segments.get_mut(&handle) {
+                if let Some(Segment {
+                    kind: SegmentKind::Growing(data),
+                    ..
+                }) = self.segments.get_mut(&handle)
+                {
                     data.append(&cols, *ts);
                 }
                 self.applied_ts = self.applied_ts.max(*ts);
@@ -111,7 +129,11 @@ impl ShardState {
     }
 
     fn growing_rows(&self) -> usize {
-        self.growing.values().filter_map(|h| self.segments.get(h)).map(|s| s.data().num_rows()).sum()
+        self.growing
+            .values()
+            .filter_map(|h| self.segments.get(h))
+            .map(|s| s.data().num_rows())
+            .sum()
     }
 }
 
@@ -139,7 +161,10 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard").field("collection_id", &self.collection_id).field("shard", &self.shard).finish()
+        f.debug_struct("Shard")
+            .field("collection_id", &self.collection_id)
+            .field("shard", &self.shard)
+            .finish()
     }
 }
 
@@ -189,7 +214,8 @@ impl Shard {
     ) -> Result<Shard> {
         let key = checkpoint_key(collection_id, shard);
         let ckpt: ShardCheckpoint = match env.meta.get(&key).await? {
-            Some(kv) => serde_json::from_slice(&kv.value).map_err(|e| CoreError::corrupted(&key, e.to_string()))?,
+            Some(kv) => serde_json::from_slice(&kv.value)
+                .map_err(|e| CoreError::corrupted(&key, e.to_string()))?,
             None => ShardCheckpoint::default(),
         };
         let pk_index = schema.fields.iter().position(|f| f.is_primary).unwrap_or(0);
@@ -228,7 +254,11 @@ impl Shard {
                 Segment {
                     handle,
                     partition_id: meta.partition_id,
-                    kind: SegmentKind::Sealed { data: Arc::new(data), meta: meta.clone(), persisted_deletes },
+                    kind: SegmentKind::Sealed {
+                        data: Arc::new(data),
+                        meta: meta.clone(),
+                        persisted_deletes,
+                    },
                     deleted,
                     indexes: seg_indexes,
                 },
@@ -259,7 +289,13 @@ impl Shard {
         }
         state.next_lsn = next.max(ckpt.next_lsn);
         if replayed > 0 {
-            tracing::info!(collection_id, shard, replayed, next_lsn = state.next_lsn, "replayed write-ahead log");
+            tracing::info!(
+                collection_id,
+                shard,
+                replayed,
+                next_lsn = state.next_lsn,
+                "replayed write-ahead log"
+            );
         }
         let inner = Arc::new(Inner {
             collection_id,
@@ -290,7 +326,8 @@ impl Shard {
             .send(WriteReq { record, bytes, ack })
             .await
             .map_err(|_| CoreError::Internal("shard is closed".into()))?;
-        rx.await.map_err(|_| CoreError::Internal("shard write pipeline stopped".into()))?
+        rx.await
+            .map_err(|_| CoreError::Internal("shard write pipeline stopped".into()))?
     }
 
     pub fn num_rows(&self) -> usize {
@@ -318,7 +355,11 @@ impl Shard {
         let mut total = 0;
         for seg in st.segments.values().filter(|s| s.is_sealed()) {
             total += seg.data().num_rows();
-            if seg.indexes.get(&field_id).is_some_and(|(id, _)| *id == index_id) {
+            if seg
+                .indexes
+                .get(&field_id)
+                .is_some_and(|(id, _)| *id == index_id)
+            {
                 done += seg.data().num_rows();
             }
         }
@@ -330,7 +371,14 @@ impl Shard {
         let st = self.inner.state.read();
         st.segments
             .values()
-            .map(|s| (s.segment_id().unwrap_or(-(s.handle as i64)), s.partition_id, s.data().num_rows(), s.is_sealed()))
+            .map(|s| {
+                (
+                    s.segment_id().unwrap_or(-(s.handle as i64)),
+                    s.partition_id,
+                    s.data().num_rows(),
+                    s.is_sealed(),
+                )
+            })
             .collect()
     }
 
@@ -338,7 +386,13 @@ impl Shard {
         let st = self.inner.state.read();
         st.segments
             .values()
-            .map(|s| s.data().memory_bytes() + s.indexes.values().map(|(_, i)| i.memory_bytes()).sum::<usize>())
+            .map(|s| {
+                s.data().memory_bytes()
+                    + s.indexes
+                        .values()
+                        .map(|(_, i)| i.memory_bytes())
+                        .sum::<usize>()
+            })
             .sum()
     }
 
@@ -347,11 +401,18 @@ impl Shard {
         self.inner.closed.store(true, Ordering::SeqCst);
         let _g = self.inner.checkpoint_lock.lock().await;
         self.inner.wal.destroy().await?;
-        let prefix = format!("segments/{}/{}/", self.inner.collection_id, self.inner.shard);
+        let prefix = format!(
+            "segments/{}/{}/",
+            self.inner.collection_id, self.inner.shard
+        );
         for k in self.inner.env.objects.list(&prefix).await? {
             self.inner.env.objects.delete(&k).await?;
         }
-        self.inner.env.meta.delete(&checkpoint_key(self.inner.collection_id, self.inner.shard)).await
+        self.inner
+            .env
+            .meta
+            .delete(&checkpoint_key(self.inner.collection_id, self.inner.shard))
+            .await
     }
 
     /// Drop all rows of a partition (partition dropped): deletes them like a delete would.
@@ -360,7 +421,11 @@ impl Shard {
             let st = self.inner.state.read();
             st.pk_map
                 .iter()
-                .filter(|(_, (h, _))| st.segments.get(h).is_some_and(|s| s.partition_id == partition_id))
+                .filter(|(_, (h, _))| {
+                    st.segments
+                        .get(h)
+                        .is_some_and(|s| s.partition_id == partition_id)
+                })
                 .map(|(pk, _)| pk.clone())
                 .collect()
         };
@@ -375,7 +440,10 @@ impl Shard {
         let st = self.inner.state.read();
         let mut out = Vec::new();
         for seg in st.segments.values() {
-            if partitions.as_ref().is_some_and(|p| !p.contains(&seg.partition_id)) {
+            if partitions
+                .as_ref()
+                .is_some_and(|p| !p.contains(&seg.partition_id))
+            {
                 continue;
             }
             let d = seg.data();
@@ -397,7 +465,11 @@ impl Shard {
         let dim = self.inner.schema.fields[req.field_index].dim();
         let field_id = self.inner.schema.fields[req.field_index].field_id;
         for seg in st.segments.values() {
-            if req.partitions.as_ref().is_some_and(|p| !p.contains(&seg.partition_id)) {
+            if req
+                .partitions
+                .as_ref()
+                .is_some_and(|p| !p.contains(&seg.partition_id))
+            {
                 continue;
             }
             if req.ignore_growing && !seg.is_sealed() {
@@ -418,14 +490,19 @@ impl Shard {
                 }
                 _ => {
                     let Column::FloatVector { data, .. } = &d.columns[req.field_index] else {
-                        return Err(CoreError::Internal("vector column has the wrong type".into()));
+                        return Err(CoreError::Internal(
+                            "vector column has the wrong type".into(),
+                        ));
                     };
                     vindex::flat_search(data, dim, req.metric, req.queries, req.k, filter.as_ref())?
                 }
             };
             for (q, hits) in results.into_iter().enumerate() {
                 if let Some(list) = per_query.get_mut(q) {
-                    list.extend(hits.into_iter().map(|(off, score)| (score, seg.handle, off)));
+                    list.extend(
+                        hits.into_iter()
+                            .map(|(off, score)| (score, seg.handle, off)),
+                    );
                 }
             }
         }
@@ -443,7 +520,11 @@ impl Shard {
                     let seg = st.segments.get(&h)?;
                     let d = seg.data();
                     let pk = d.primary_key(self.inner.pk_index, off as usize)?;
-                    let values = req.output.iter().map(|&fi| value_at(d, fi, off as usize)).collect();
+                    let values = req
+                        .output
+                        .iter()
+                        .map(|&fi| value_at(d, fi, off as usize))
+                        .collect();
                     Some(ShardHit { score, pk, values })
                 })
                 .collect();
@@ -470,11 +551,21 @@ impl Shard {
                 }
                 if let Some((h, off)) = st.pk_map.get(&pk) {
                     if let Some(seg) = st.segments.get(h) {
-                        if partitions.as_ref().is_some_and(|p| !p.contains(&seg.partition_id)) {
+                        if partitions
+                            .as_ref()
+                            .is_some_and(|p| !p.contains(&seg.partition_id))
+                        {
                             continue;
                         }
                         let d = seg.data();
-                        let vals = if count_only { Vec::new() } else { output.iter().map(|&fi| value_at(d, fi, *off as usize)).collect() };
+                        let vals = if count_only {
+                            Vec::new()
+                        } else {
+                            output
+                                .iter()
+                                .map(|&fi| value_at(d, fi, *off as usize))
+                                .collect()
+                        };
                         rows.push((pk, vals));
                     }
                 }
@@ -484,7 +575,10 @@ impl Shard {
         let mut count = 0;
         let mut rows = Vec::new();
         for seg in st.segments.values() {
-            if partitions.as_ref().is_some_and(|p| !p.contains(&seg.partition_id)) {
+            if partitions
+                .as_ref()
+                .is_some_and(|p| !p.contains(&seg.partition_id))
+            {
                 continue;
             }
             let d = seg.data();
@@ -518,7 +612,11 @@ impl Drop for Shard {
 
 fn rank(metric: MetricType, a: f32, b: f32) -> std::cmp::Ordering {
     let o = a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
-    if metric.higher_is_better() { o.reverse() } else { o }
+    if metric.higher_is_better() {
+        o.reverse()
+    } else {
+        o
+    }
 }
 
 /// Milvus range search: L2 keeps `range_filter <= d < radius`; IP/COSINE keep
@@ -590,7 +688,9 @@ async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<WriteReq>) {
         for (i, r) in batch.iter_mut().enumerate() {
             let ts = first_ts + i as u64;
             match &mut r.record {
-                WalRecord::Insert { ts: t, .. } | WalRecord::Delete { ts: t, .. } | WalRecord::Upsert { ts: t, .. } => *t = ts,
+                WalRecord::Insert { ts: t, .. }
+                | WalRecord::Delete { ts: t, .. }
+                | WalRecord::Upsert { ts: t, .. } => *t = ts,
             }
         }
         let payloads: Vec<Vec<u8>> = batch.iter().map(|r| r.record.encode()).collect();
@@ -628,7 +728,11 @@ fn maybe_schedule_flush(inner: &Arc<Inner>) {
     let rows = inner.state.read().growing_rows();
     let bytes: usize = {
         let st = inner.state.read();
-        st.growing.values().filter_map(|h| st.segments.get(h)).map(|s| s.data().memory_bytes()).sum()
+        st.growing
+            .values()
+            .filter_map(|h| st.segments.get(h))
+            .map(|s| s.data().memory_bytes())
+            .sum()
     };
     if (rows >= inner.env.config.seal_rows || bytes >= inner.env.config.seal_bytes)
         && !inner.flush_scheduled.swap(true, Ordering::SeqCst)
@@ -659,13 +763,31 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     for _ in &growing {
         new_ids.push(inner.env.ids.alloc(1).await?);
     }
+    // Ids for compacted segments: at most one per partition.
+    let partitions: HashSet<i64> = inner
+        .state
+        .read()
+        .segments
+        .values()
+        .map(|s| s.partition_id)
+        .collect();
+    let compact_first = inner.env.ids.alloc(partitions.len() as u32 + 1).await?;
+    let mut compacted_garbage = Vec::new();
     let (next_lsn, to_write, delete_snapshots, mut metas) = {
         let mut st = inner.state.write();
         let mut to_write = Vec::new();
         for ((handle, partition_id), seg_id) in growing.iter().zip(&new_ids) {
             st.growing.remove(partition_id);
-            let Some(seg) = st.segments.get_mut(handle) else { continue };
-            let SegmentKind::Growing(data) = std::mem::replace(&mut seg.kind, SegmentKind::Growing(SegmentData { columns: vec![], timestamps: vec![] })) else {
+            let Some(seg) = st.segments.get_mut(handle) else {
+                continue;
+            };
+            let SegmentKind::Growing(data) = std::mem::replace(
+                &mut seg.kind,
+                SegmentKind::Growing(SegmentData {
+                    columns: vec![],
+                    timestamps: vec![],
+                }),
+            ) else {
                 continue;
             };
             if data.num_rows() == 0 {
@@ -677,20 +799,49 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
                 segment_id: *seg_id,
                 partition_id: *partition_id,
                 num_rows: data.num_rows(),
-                data_key: format!("segments/{}/{}/{seg_id}/data", inner.collection_id, inner.shard),
+                data_key: format!(
+                    "segments/{}/{}/{seg_id}/data",
+                    inner.collection_id, inner.shard
+                ),
                 deletes_key: None,
                 deletes_version: 0,
                 indexes: Vec::new(),
             };
-            seg.kind = SegmentKind::Sealed { data: data.clone(), meta, persisted_deletes: 0 };
+            seg.kind = SegmentKind::Sealed {
+                data: data.clone(),
+                meta,
+                persisted_deletes: 0,
+            };
             to_write.push((*seg_id, *partition_id, data));
         }
+        let mut next_compact_id = compact_first;
+        for (new_segment, garbage) in compact(&mut st, inner, &mut next_compact_id) {
+            compacted_garbage.extend(garbage);
+            to_write.extend(new_segment);
+        }
+        // Freshly sealed segments that compaction already merged need not be written.
+        let live_ids: HashSet<i64> = st
+            .segments
+            .values()
+            .filter_map(Segment::segment_id)
+            .collect();
+        to_write.retain(|(id, _, _)| live_ids.contains(id));
         let mut deletes = Vec::new();
         let mut metas = Vec::new();
         for seg in st.segments.values() {
-            if let SegmentKind::Sealed { meta, persisted_deletes, data } = &seg.kind {
+            if let SegmentKind::Sealed {
+                meta,
+                persisted_deletes,
+                data,
+            } = &seg.kind
+            {
                 if seg.deleted.count() != *persisted_deletes {
-                    deletes.push((meta.segment_id, seg.deleted.clone(), data.num_rows(), meta.deletes_version + 1));
+                    deletes.push((
+                        meta.segment_id,
+                        seg.deleted.clone(),
+                        data.num_rows(),
+                        meta.deletes_version + 1,
+                    ));
                 }
                 metas.push(meta.clone());
             }
@@ -699,14 +850,24 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     };
     // 2. Write immutable files.
     for (seg_id, partition_id, data) in &to_write {
-        let key = format!("segments/{}/{}/{seg_id}/data", inner.collection_id, inner.shard);
+        let key = format!(
+            "segments/{}/{}/{seg_id}/data",
+            inner.collection_id, inner.shard
+        );
         let bytes = data.encode(*seg_id, *partition_id, &inner.schema);
         inner.env.objects.put(&key, bytes.into()).await?;
     }
     let mut delete_updates = Vec::new();
     for (seg_id, bits, rows, version) in &delete_snapshots {
-        let key = format!("segments/{}/{}/{seg_id}/deletes-{version:010}", inner.collection_id, inner.shard);
-        inner.env.objects.put(&key, bits.encode(*rows).into()).await?;
+        let key = format!(
+            "segments/{}/{}/{seg_id}/deletes-{version:010}",
+            inner.collection_id, inner.shard
+        );
+        inner
+            .env
+            .objects
+            .put(&key, bits.encode(*rows).into())
+            .await?;
         delete_updates.push((*seg_id, key, *version, bits.count()));
     }
     for m in metas.iter_mut() {
@@ -718,22 +879,40 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     // Drop segments with every row deleted from the checkpoint (their files become garbage).
     let dead: Vec<i64> = metas
         .iter()
-        .filter(|m| delete_updates.iter().any(|u| u.0 == m.segment_id && u.3 == m.num_rows))
+        .filter(|m| {
+            delete_updates
+                .iter()
+                .any(|u| u.0 == m.segment_id && u.3 == m.num_rows)
+        })
         .map(|m| m.segment_id)
         .collect();
     metas.retain(|m| !dead.contains(&m.segment_id));
     // 3. Commit point.
-    let ckpt = ShardCheckpoint { next_lsn, segments: metas.clone() };
+    let ckpt = ShardCheckpoint {
+        next_lsn,
+        segments: metas.clone(),
+    };
     let value = serde_json::to_vec(&ckpt).map_err(|e| CoreError::Internal(e.to_string()))?;
-    inner.env.meta.put(&checkpoint_key(inner.collection_id, inner.shard), value).await?;
+    inner
+        .env
+        .meta
+        .put(&checkpoint_key(inner.collection_id, inner.shard), value)
+        .await?;
     // 4. Reflect in memory, then truncate the log and remove superseded files.
     let mut garbage = Vec::new();
     {
         let mut st = inner.state.write();
         let mut dead_handles = Vec::new();
         for seg in st.segments.values_mut() {
-            if let SegmentKind::Sealed { meta, persisted_deletes, .. } = &mut seg.kind {
-                if let Some((_, key, version, count)) = delete_updates.iter().find(|u| u.0 == meta.segment_id) {
+            if let SegmentKind::Sealed {
+                meta,
+                persisted_deletes,
+                ..
+            } = &mut seg.kind
+            {
+                if let Some((_, key, version, count)) =
+                    delete_updates.iter().find(|u| u.0 == meta.segment_id)
+                {
                     if let Some(old) = meta.deletes_key.replace(key.clone()) {
                         garbage.push(old);
                     }
@@ -755,6 +934,7 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
             }
         }
     }
+    garbage.extend(compacted_garbage);
     let removed = inner.wal.truncate_before(next_lsn).await?;
     for k in garbage {
         inner.env.objects.delete(&k).await?;
@@ -775,6 +955,123 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     Ok(())
 }
 
+/// Merge small sealed segments of a partition, and rewrite segments with many deleted rows,
+/// into new segments without the deleted rows. Runs under the state lock inside a checkpoint, so
+/// no write can interleave; the new segments are committed by that checkpoint. Returns the new
+/// segments and the object keys of the replaced ones (garbage once the checkpoint commits).
+fn compact(
+    st: &mut ShardState,
+    inner: &Inner,
+    next_id: &mut i64,
+) -> Vec<(Option<(i64, i64, Arc<SegmentData>)>, Vec<String>)> {
+    let cfg = &inner.env.config;
+    let mut by_partition: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    for seg in st.segments.values() {
+        let SegmentKind::Sealed { data, .. } = &seg.kind else {
+            continue;
+        };
+        let rows = data.num_rows();
+        let small = rows < cfg.compaction_small_rows;
+        let dirty =
+            rows > 0 && seg.deleted.count() as f64 / rows as f64 > cfg.compaction_deleted_ratio;
+        if small || dirty {
+            by_partition
+                .entry(seg.partition_id)
+                .or_default()
+                .push(seg.handle);
+        }
+    }
+    let mut out = Vec::new();
+    for (partition_id, handles) in by_partition {
+        let dirty_single = handles.len() == 1
+            && st.segments.get(&handles[0]).is_some_and(|s| {
+                s.deleted.count() as f64 / s.data().num_rows().max(1) as f64
+                    > cfg.compaction_deleted_ratio
+            });
+        if handles.len() < 2 && !dirty_single {
+            continue;
+        }
+        let seg_id = *next_id;
+        *next_id += 1;
+        let new_handle = st.next_handle;
+        st.next_handle += 1;
+        let mut merged = SegmentData::empty(&inner.schema);
+        let mut garbage = Vec::new();
+        let mut moved: Vec<(PrimaryKey, u32)> = Vec::new();
+        for h in &handles {
+            let Some(seg) = st.segments.remove(h) else {
+                continue;
+            };
+            let SegmentKind::Sealed { data, meta, .. } = &seg.kind else {
+                continue;
+            };
+            let live: Vec<usize> = (0..data.num_rows())
+                .filter(|r| !seg.deleted.get(*r))
+                .collect();
+            let base = merged.num_rows();
+            for (i, &r) in live.iter().enumerate() {
+                if let Some(pk) = data.primary_key(inner.pk_index, r) {
+                    moved.push((pk, (base + i) as u32));
+                }
+            }
+            for (dst, src) in merged.columns.iter_mut().zip(&data.columns) {
+                dst.extend(&src.take(&live));
+            }
+            merged
+                .timestamps
+                .extend(live.iter().map(|&r| data.timestamps[r]));
+            garbage.push(meta.data_key.clone());
+            garbage.extend(meta.deletes_key.clone());
+            garbage.extend(meta.indexes.iter().map(|i| i.key.clone()));
+        }
+        for (pk, off) in moved {
+            st.pk_map.insert(pk, (new_handle, off));
+        }
+        let rows = merged.num_rows();
+        if rows == 0 {
+            out.push((None, garbage));
+            continue;
+        }
+        let data = Arc::new(merged);
+        let meta = SegmentMeta {
+            segment_id: seg_id,
+            partition_id,
+            num_rows: rows,
+            data_key: format!(
+                "segments/{}/{}/{seg_id}/data",
+                inner.collection_id, inner.shard
+            ),
+            deletes_key: None,
+            deletes_version: 0,
+            indexes: Vec::new(),
+        };
+        st.segments.insert(
+            new_handle,
+            Segment {
+                handle: new_handle,
+                partition_id,
+                kind: SegmentKind::Sealed {
+                    data: data.clone(),
+                    meta,
+                    persisted_deletes: 0,
+                },
+                deleted: DeleteBits::default(),
+                indexes: HashMap::new(),
+            },
+        );
+        tracing::info!(
+            collection_id = inner.collection_id,
+            shard = inner.shard,
+            segment_id = seg_id,
+            merged = handles.len(),
+            rows,
+            "compacted segments"
+        );
+        out.push((Some((seg_id, partition_id, data)), garbage));
+    }
+    out
+}
+
 /// Build, persist and attach every index the collection defines that a sealed segment lacks.
 async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
     loop {
@@ -784,12 +1081,18 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
             let st = inner.state.read();
             let mut job = None;
             'outer: for seg in st.segments.values() {
-                let SegmentKind::Sealed { data, meta, .. } = &seg.kind else { continue };
+                let SegmentKind::Sealed { data, meta, .. } = &seg.kind else {
+                    continue;
+                };
                 for spec in &specs {
                     if spec.index_type == IndexType::Flat {
                         continue;
                     }
-                    if seg.indexes.get(&spec.field_id).is_some_and(|(id, _)| *id == spec.index_id) {
+                    if seg
+                        .indexes
+                        .get(&spec.field_id)
+                        .is_some_and(|(id, _)| *id == spec.index_id)
+                    {
                         continue;
                     }
                     job = Some((seg.handle, meta.segment_id, data.clone(), spec.clone()));
@@ -805,7 +1108,12 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
         if inner.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(field_index) = inner.schema.fields.iter().position(|f| f.field_id == spec.field_id) else {
+        let Some(field_index) = inner
+            .schema
+            .fields
+            .iter()
+            .position(|f| f.field_id == spec.field_id)
+        else {
             return Ok(());
         };
         let started = std::time::Instant::now();
@@ -815,7 +1123,9 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
         let spec2 = spec.clone();
         let index = tokio::task::spawn_blocking(move || {
             let Column::FloatVector { dim, data: vectors } = &data.columns[field_index] else {
-                return Err(CoreError::Internal("vector column has the wrong type".into()));
+                return Err(CoreError::Internal(
+                    "vector column has the wrong type".into(),
+                ));
             };
             vindex::build(&spec2, *dim, vectors, threads)
         })
@@ -832,13 +1142,22 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
         let _g = inner.checkpoint_lock.lock().await;
         let ckey = checkpoint_key(inner.collection_id, inner.shard);
         if let Some(kv) = inner.env.meta.get(&ckey).await? {
-            let mut ckpt: ShardCheckpoint =
-                serde_json::from_slice(&kv.value).map_err(|e| CoreError::corrupted(&ckey, e.to_string()))?;
-            if let Some(m) = ckpt.segments.iter_mut().find(|m| m.segment_id == segment_id) {
+            let mut ckpt: ShardCheckpoint = serde_json::from_slice(&kv.value)
+                .map_err(|e| CoreError::corrupted(&ckey, e.to_string()))?;
+            if let Some(m) = ckpt
+                .segments
+                .iter_mut()
+                .find(|m| m.segment_id == segment_id)
+            {
                 m.indexes.retain(|i| i.field_id != spec.field_id);
-                m.indexes.push(SegmentIndexMeta { field_id: spec.field_id, index_id: spec.index_id, key: key.clone() });
+                m.indexes.push(SegmentIndexMeta {
+                    field_id: spec.field_id,
+                    index_id: spec.index_id,
+                    key: key.clone(),
+                });
             }
-            let value = serde_json::to_vec(&ckpt).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let value =
+                serde_json::to_vec(&ckpt).map_err(|e| CoreError::Internal(e.to_string()))?;
             inner.env.meta.put(&ckey, value).await?;
         }
         {
@@ -846,9 +1165,14 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
             if let Some(seg) = st.segments.get_mut(&handle) {
                 if let SegmentKind::Sealed { meta, .. } = &mut seg.kind {
                     meta.indexes.retain(|i| i.field_id != spec.field_id);
-                    meta.indexes.push(SegmentIndexMeta { field_id: spec.field_id, index_id: spec.index_id, key });
+                    meta.indexes.push(SegmentIndexMeta {
+                        field_id: spec.field_id,
+                        index_id: spec.index_id,
+                        key,
+                    });
                 }
-                seg.indexes.insert(spec.field_id, (spec.index_id, Arc::new(index)));
+                seg.indexes
+                    .insert(spec.field_id, (spec.index_id, Arc::new(index)));
             }
         }
         tracing::info!(

@@ -88,7 +88,11 @@ pub mod memory {
             Ok(())
         }
         async fn get(&self, key: &str) -> Result<Bytes> {
-            self.objects.lock().get(key).cloned().ok_or_else(|| CoreError::NotFound(key.to_string()))
+            self.objects
+                .lock()
+                .get(key)
+                .cloned()
+                .ok_or_else(|| CoreError::NotFound(key.to_string()))
         }
         async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
             let b = self.get(key).await?;
@@ -101,7 +105,13 @@ pub mod memory {
             Ok(())
         }
         async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-            Ok(self.objects.lock().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+            Ok(self
+                .objects
+                .lock()
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
         }
         async fn exists(&self, key: &str) -> Result<bool> {
             Ok(self.objects.lock().contains_key(key))
@@ -116,7 +126,11 @@ pub mod memory {
     #[async_trait]
     impl MetaStore for MemoryMetaStore {
         async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-            Ok(self.inner.lock().1.get(key).map(|(v, r)| KeyValue { key: key.to_string(), value: v.clone(), mod_revision: *r }))
+            Ok(self.inner.lock().1.get(key).map(|(v, r)| KeyValue {
+                key: key.to_string(),
+                value: v.clone(),
+                mod_revision: *r,
+            }))
         }
         async fn list(&self, prefix: &str) -> Result<Vec<KeyValue>> {
             Ok(self
@@ -125,7 +139,11 @@ pub mod memory {
                 .1
                 .iter()
                 .filter(|(k, _)| k.starts_with(prefix))
-                .map(|(k, (v, r))| KeyValue { key: k.clone(), value: v.clone(), mod_revision: *r })
+                .map(|(k, (v, r))| KeyValue {
+                    key: k.clone(),
+                    value: v.clone(),
+                    mod_revision: *r,
+                })
                 .collect())
         }
         async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64> {

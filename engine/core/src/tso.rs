@@ -23,7 +23,10 @@ pub fn physical_ms(ts: u64) -> u64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Default)]
@@ -55,7 +58,11 @@ impl TimestampOracle {
         let saved_until = physical + SAVE_WINDOW_MS;
         meta.put(&key, saved_until.to_string().into_bytes()).await?;
         Ok(TimestampOracle {
-            state: Mutex::new(TsoState { physical, logical: 0, saved_until }),
+            state: Mutex::new(TsoState {
+                physical,
+                logical: 0,
+                saved_until,
+            }),
             meta,
             key,
         })
@@ -82,7 +89,9 @@ impl TimestampOracle {
                 }
                 s.physical + SAVE_WINDOW_MS
             };
-            self.meta.put(&self.key, need_save.to_string().into_bytes()).await?;
+            self.meta
+                .put(&self.key, need_save.to_string().into_bytes())
+                .await?;
             let mut s = self.state.lock();
             s.saved_until = s.saved_until.max(need_save);
         }
@@ -106,13 +115,22 @@ pub struct IdAllocator {
 }
 
 impl IdAllocator {
-    pub async fn open(meta: Arc<dyn MetaStore>, key: impl Into<String>, start: i64) -> Result<Self> {
+    pub async fn open(
+        meta: Arc<dyn MetaStore>,
+        key: impl Into<String>,
+        start: i64,
+    ) -> Result<Self> {
         let key = key.into();
         let next = match meta.get(&key).await? {
             Some(kv) => parse_u64(&kv.value, &key)? as i64,
             None => start,
         };
-        Ok(IdAllocator { state: tokio::sync::Mutex::new((next, next)), meta, key, block: 100_000 })
+        Ok(IdAllocator {
+            state: tokio::sync::Mutex::new((next, next)),
+            meta,
+            key,
+            block: 100_000,
+        })
     }
 
     /// Allocate `count` ids; returns the first (they are `first..first+count`).
@@ -121,7 +139,9 @@ impl IdAllocator {
         let mut s = self.state.lock().await;
         if s.0 + count > s.1 {
             let end = s.0 + count + self.block;
-            self.meta.put(&self.key, end.to_string().into_bytes()).await?;
+            self.meta
+                .put(&self.key, end.to_string().into_bytes())
+                .await?;
             s.1 = end;
         }
         let first = s.0;

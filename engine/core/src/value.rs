@@ -93,12 +93,17 @@ impl Column {
     pub fn empty_for(dt: DataType, dim: usize) -> Column {
         match dt {
             DataType::Bool => Column::Bool(Vec::new()),
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => Column::Int(Vec::new()),
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                Column::Int(Vec::new())
+            }
             DataType::Float => Column::Float(Vec::new()),
             DataType::Double => Column::Double(Vec::new()),
             DataType::VarChar => Column::VarChar(Vec::new()),
             DataType::Json => Column::Json(Vec::new()),
-            DataType::FloatVector => Column::FloatVector { dim, data: Vec::new() },
+            DataType::FloatVector => Column::FloatVector {
+                dim,
+                data: Vec::new(),
+            },
         }
     }
 
@@ -128,7 +133,9 @@ impl Column {
         match self {
             Column::Bool(v) => v.get(row).map_or(ValueRef::Null, |b| ValueRef::Bool(*b)),
             Column::Int(v) => v.get(row).map_or(ValueRef::Null, |b| ValueRef::Int(*b)),
-            Column::Float(v) => v.get(row).map_or(ValueRef::Null, |b| ValueRef::Float(f64::from(*b))),
+            Column::Float(v) => v
+                .get(row)
+                .map_or(ValueRef::Null, |b| ValueRef::Float(f64::from(*b))),
             Column::Double(v) => v.get(row).map_or(ValueRef::Null, |b| ValueRef::Float(*b)),
             Column::VarChar(v) => v.get(row).map_or(ValueRef::Null, |b| ValueRef::Str(b)),
             Column::Json(v) => v.get(row).map_or(ValueRef::Null, ValueRef::Json),
@@ -157,7 +164,10 @@ impl Column {
     /// A new column with the given rows of self, in order.
     pub fn take(&self, rows: &[usize]) -> Column {
         let mut out = match self {
-            Column::FloatVector { dim, .. } => Column::FloatVector { dim: *dim, data: Vec::with_capacity(rows.len() * dim) },
+            Column::FloatVector { dim, .. } => Column::FloatVector {
+                dim: *dim,
+                data: Vec::with_capacity(rows.len() * dim),
+            },
             Column::Bool(_) => Column::Bool(Vec::with_capacity(rows.len())),
             Column::Int(_) => Column::Int(Vec::with_capacity(rows.len())),
             Column::Float(_) => Column::Float(Vec::with_capacity(rows.len())),
@@ -179,7 +189,9 @@ impl Column {
             (Column::Double(a), Column::Double(b)) => a.extend_from_slice(b),
             (Column::VarChar(a), Column::VarChar(b)) => a.extend_from_slice(b),
             (Column::Json(a), Column::Json(b)) => a.extend_from_slice(b),
-            (Column::FloatVector { data: a, .. }, Column::FloatVector { data: b, .. }) => a.extend_from_slice(b),
+            (Column::FloatVector { data: a, .. }, Column::FloatVector { data: b, .. }) => {
+                a.extend_from_slice(b)
+            }
             _ => {}
         }
     }

@@ -37,7 +37,9 @@ pub struct VectorIndex {
 
 impl VectorIndex {
     pub fn load(bytes: Bytes) -> Result<Self> {
-        Ok(VectorIndex { inner: HnswIndex::load(bytes)? })
+        Ok(VectorIndex {
+            inner: HnswIndex::load(bytes)?,
+        })
     }
     pub fn metric(&self) -> MetricType {
         metric_back(self.inner.metric())
@@ -48,7 +50,13 @@ impl VectorIndex {
     pub fn write_to(&self, w: &mut impl std::io::Write) -> Result<()> {
         Ok(self.inner.write_to(w)?)
     }
-    pub fn search(&self, queries: &[f32], k: usize, ef: usize, filter: Option<&Bitset>) -> Result<Vec<Vec<(u32, f32)>>> {
+    pub fn search(
+        &self,
+        queries: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Bitset>,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
         Ok(self.inner.search(queries, k, Some(ef), filter)?)
     }
 }
@@ -56,7 +64,11 @@ impl VectorIndex {
 /// Build the index a spec describes over row-major `vectors`.
 pub fn build(spec: &IndexSpec, dim: usize, vectors: &[f32], threads: usize) -> Result<VectorIndex> {
     let params = HnswParams::new(spec.m, spec.ef_construction)?;
-    let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
     let inner = HnswIndex::build_with(dim, metric(spec.metric), params, vectors, threads, 100)?;
     Ok(VectorIndex { inner })
 }
@@ -70,12 +82,22 @@ pub fn flat_search(
     k: usize,
     filter: Option<&Bitset>,
 ) -> Result<Vec<Vec<(u32, f32)>>> {
-    Ok(ferrovus_index::flat::search_slice(metric(m), dim, data, queries, k, filter)?)
+    Ok(ferrovus_index::flat::search_slice(
+        metric(m),
+        dim,
+        data,
+        queries,
+        k,
+        filter,
+    )?)
 }
 
 /// HNSW parameters from user index params (`M`, `efConstruction`), validated; AUTOINDEX uses the
 /// defaults chosen so recall@10 ≥ 0.95 holds on the reference data set.
-pub fn hnsw_params(index_type: IndexType, params: &BTreeMap<String, String>) -> Result<(usize, usize)> {
+pub fn hnsw_params(
+    index_type: IndexType,
+    params: &BTreeMap<String, String>,
+) -> Result<(usize, usize)> {
     let d = HnswParams::AUTOINDEX;
     if index_type != IndexType::Hnsw {
         return Ok((d.m, d.ef_construction));
@@ -84,7 +106,10 @@ pub fn hnsw_params(index_type: IndexType, params: &BTreeMap<String, String>) -> 
         match params.get(name) {
             None => Ok(default),
             Some(v) => v.trim().parse::<usize>().map_err(|_| {
-                CoreError::invalid(name, format!("{name} must be a positive integer, got {v:?}"))
+                CoreError::invalid(
+                    name,
+                    format!("{name} must be a positive integer, got {v:?}"),
+                )
             }),
         }
     };

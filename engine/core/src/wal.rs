@@ -23,25 +23,48 @@ use crate::value::{PrimaryKey, RowBatch};
 pub enum WalRecord {
     /// Rows for one partition. Columns are in schema field order (`$meta` included when the
     /// dynamic field is enabled); every row gets timestamp `ts`.
-    Insert { partition_id: i64, ts: u64, rows: RowBatch },
+    Insert {
+        partition_id: i64,
+        ts: u64,
+        rows: RowBatch,
+    },
     /// Delete of primary keys at `ts`.
     Delete { ts: u64, pks: Vec<PrimaryKey> },
     /// Upsert: delete of the batch's keys and insert of the rows, atomically at `ts`.
-    Upsert { partition_id: i64, ts: u64, rows: RowBatch },
+    Upsert {
+        partition_id: i64,
+        ts: u64,
+        rows: RowBatch,
+    },
 }
 
 impl WalRecord {
     pub fn ts(&self) -> u64 {
         match self {
-            WalRecord::Insert { ts, .. } | WalRecord::Delete { ts, .. } | WalRecord::Upsert { ts, .. } => *ts,
+            WalRecord::Insert { ts, .. }
+            | WalRecord::Delete { ts, .. }
+            | WalRecord::Upsert { ts, .. } => *ts,
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            WalRecord::Insert { partition_id, ts, rows } | WalRecord::Upsert { partition_id, ts, rows } => {
-                w.u8(if matches!(self, WalRecord::Insert { .. }) { 1 } else { 3 });
+            WalRecord::Insert {
+                partition_id,
+                ts,
+                rows,
+            }
+            | WalRecord::Upsert {
+                partition_id,
+                ts,
+                rows,
+            } => {
+                w.u8(if matches!(self, WalRecord::Insert { .. }) {
+                    1
+                } else {
+                    3
+                });
                 w.i64(*partition_id);
                 w.u64(*ts);
                 w.u32(rows.columns.len() as u32);
@@ -77,9 +100,17 @@ impl WalRecord {
                 }
                 let rows = RowBatch { columns };
                 if tag == 1 {
-                    WalRecord::Insert { partition_id, ts, rows }
+                    WalRecord::Insert {
+                        partition_id,
+                        ts,
+                        rows,
+                    }
                 } else {
-                    WalRecord::Upsert { partition_id, ts, rows }
+                    WalRecord::Upsert {
+                        partition_id,
+                        ts,
+                        rows,
+                    }
                 }
             }
             2 => {
@@ -91,7 +122,12 @@ impl WalRecord {
                 }
                 WalRecord::Delete { ts, pks }
             }
-            t => return Err(CoreError::corrupted("wal record", format!("unknown record type {t}"))),
+            t => {
+                return Err(CoreError::corrupted(
+                    "wal record",
+                    format!("unknown record type {t}"),
+                ));
+            }
         })
     }
 }
@@ -112,7 +148,10 @@ pub struct LogEntry {
 
 impl Wal {
     pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>) -> Self {
-        Wal { store, prefix: prefix.into() }
+        Wal {
+            store,
+            prefix: prefix.into(),
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -146,11 +185,21 @@ impl Wal {
         let mut out = Vec::new();
         for key in keys {
             let name = key.rsplit('/').next().unwrap_or("");
-            let Some(stem) = name.strip_suffix(".log") else { continue };
+            let Some(stem) = name.strip_suffix(".log") else {
+                continue;
+            };
             let mut it = stem.split('-');
-            match (it.next().and_then(|a| a.parse().ok()), it.next().and_then(|b| b.parse().ok())) {
+            match (
+                it.next().and_then(|a| a.parse().ok()),
+                it.next().and_then(|b| b.parse().ok()),
+            ) {
                 (Some(a), Some(b)) => out.push((a, b, key)),
-                _ => return Err(CoreError::corrupted(&key, "unexpected object name in the log")),
+                _ => {
+                    return Err(CoreError::corrupted(
+                        &key,
+                        "unexpected object name in the log",
+                    ));
+                }
             }
         }
         out.sort();
@@ -228,13 +277,23 @@ fn parse_object(data: &[u8], first: u64, last: u64, key: &str) -> Result<Vec<Log
         h.update(&lsn.to_le_bytes());
         h.update(payload);
         if h.finalize() != crc {
-            return Err(CoreError::corrupted(key, format!("record checksum mismatch at byte {at} (lsn {lsn})")));
+            return Err(CoreError::corrupted(
+                key,
+                format!("record checksum mismatch at byte {at} (lsn {lsn})"),
+            ));
         }
-        out.push(LogEntry { lsn, record: WalRecord::decode(payload)? });
+        out.push(LogEntry {
+            lsn,
+            record: WalRecord::decode(payload)?,
+        });
     }
-    let ok_range = out.first().map(|e| e.lsn) == Some(first) && out.last().map(|e| e.lsn) == Some(last);
+    let ok_range =
+        out.first().map(|e| e.lsn) == Some(first) && out.last().map(|e| e.lsn) == Some(last);
     if !ok_range || out.len() as u64 != last - first + 1 {
-        return Err(CoreError::corrupted(key, "object does not hold the records its name promises"));
+        return Err(CoreError::corrupted(
+            key,
+            "object does not hold the records its name promises",
+        ));
     }
     Ok(out)
 }
@@ -252,7 +311,13 @@ mod tests {
             rows: RowBatch {
                 columns: vec![
                     ("id".into(), Column::Int(vec![1, 2])),
-                    ("v".into(), Column::FloatVector { dim: 2, data: vec![0.0, 1.0, 2.0, 3.0] }),
+                    (
+                        "v".into(),
+                        Column::FloatVector {
+                            dim: 2,
+                            data: vec![0.0, 1.0, 2.0, 3.0],
+                        },
+                    ),
                 ],
             },
         }
@@ -262,14 +327,30 @@ mod tests {
     async fn append_replay_truncate() {
         let store = Arc::new(MemoryObjectStore::default());
         let wal = Wal::new(store.clone(), "wal/1/0");
-        wal.append_group(0, &[ins(10).encode(), WalRecord::Delete { ts: 11, pks: vec![PrimaryKey::Int(1)] }.encode()])
-            .await
-            .unwrap();
+        wal.append_group(
+            0,
+            &[
+                ins(10).encode(),
+                WalRecord::Delete {
+                    ts: 11,
+                    pks: vec![PrimaryKey::Int(1)],
+                }
+                .encode(),
+            ],
+        )
+        .await
+        .unwrap();
         wal.append_group(2, &[ins(12).encode()]).await.unwrap();
         let (entries, next) = wal.replay(0).await.unwrap();
         assert_eq!(next, 3);
         assert_eq!(entries.len(), 3);
-        assert_eq!(entries[1].record, WalRecord::Delete { ts: 11, pks: vec![PrimaryKey::Int(1)] });
+        assert_eq!(
+            entries[1].record,
+            WalRecord::Delete {
+                ts: 11,
+                pks: vec![PrimaryKey::Int(1)]
+            }
+        );
         let (entries, next) = wal.replay(2).await.unwrap();
         assert_eq!((entries.len(), next), (1, 3));
         assert_eq!(wal.truncate_before(2).await.unwrap(), 1);
@@ -286,10 +367,17 @@ mod tests {
         // Tear the tail object: cut its last bytes.
         let keys = store.list("wal/1/0/").await.unwrap();
         let tail = store.get(&keys[1]).await.unwrap();
-        store.put(&keys[1], tail.slice(..tail.len() - 5)).await.unwrap();
+        store
+            .put(&keys[1], tail.slice(..tail.len() - 5))
+            .await
+            .unwrap();
         let (entries, next) = wal.replay(0).await.unwrap();
         assert_eq!((entries.len(), next), (1, 1));
-        assert_eq!(store.list("wal/1/0/").await.unwrap().len(), 1, "torn tail removed");
+        assert_eq!(
+            store.list("wal/1/0/").await.unwrap().len(),
+            1,
+            "torn tail removed"
+        );
 
         // Now corrupt a middle object: replay must fail loudly.
         wal.append_group(1, &[ins(3).encode()]).await.unwrap();

@@ -50,7 +50,9 @@ enum Command {
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log.level.clone()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         builder.json().init();
     } else {
@@ -82,15 +84,24 @@ async fn shutdown_signal() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let default_file = PathBuf::from("/etc/ferrovus/ferrovus.yaml");
-    let file = cli.config.clone().or_else(|| default_file.exists().then_some(default_file));
-    let mut cfg = Config::load(file.as_deref(), std::env::vars()).context("loading configuration")?;
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| default_file.exists().then_some(default_file));
+    let mut cfg =
+        Config::load(file.as_deref(), std::env::vars()).context("loading configuration")?;
     match cli.command {
         Command::PrintConfig => {
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, cfg.redacted_yaml().as_bytes())?;
             Ok(())
         }
-        Command::Standalone { data_dir, grpc_port, http_port, listen } => {
+        Command::Standalone {
+            data_dir,
+            grpc_port,
+            http_port,
+            listen,
+        } => {
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
@@ -106,9 +117,16 @@ fn main() -> anyhow::Result<()> {
             }
             cfg.validate().context("invalid configuration")?;
             init_tracing(&cfg);
-            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting ferrovus standalone\n{}", cfg.redacted_yaml());
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(ferrovus_server::standalone::run(cfg, shutdown_signal())).context("standalone server")?;
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                "starting ferrovus standalone\n{}",
+                cfg.redacted_yaml()
+            );
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(ferrovus_server::standalone::run(cfg, shutdown_signal()))
+                .context("standalone server")?;
             Ok(())
         }
     }

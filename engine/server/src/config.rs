@@ -17,7 +17,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -119,25 +122,38 @@ impl Default for Config {
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        GrpcConfig { listen: "0.0.0.0".into(), port: 19530, max_message_bytes: 64 * 1024 * 1024 }
+        GrpcConfig {
+            listen: "0.0.0.0".into(),
+            port: 19530,
+            max_message_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "0.0.0.0".into(), port: 9091 }
+        HttpConfig {
+            listen: "0.0.0.0".into(),
+            port: 9091,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: "text".into() }
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { kind: StorageKind::Local, s3: S3Settings::default() }
+        StorageConfig {
+            kind: StorageKind::Local,
+            s3: S3Settings::default(),
+        }
     }
 }
 
@@ -158,7 +174,11 @@ impl Default for S3Settings {
 
 impl Default for MetaConfig {
     fn default() -> Self {
-        MetaConfig { kind: MetaKind::Embedded, etcd_endpoints: vec![], etcd_prefix: "ferrovus".into() }
+        MetaConfig {
+            kind: MetaKind::Embedded,
+            etcd_endpoints: vec![],
+            etcd_prefix: "ferrovus".into(),
+        }
     }
 }
 
@@ -173,17 +193,27 @@ const ALIASES: &[(&str, &str)] = &[
     ("FERROVUS_S3_BUCKET", "storage.s3.bucket"),
     ("FERROVUS_S3_REGION", "storage.s3.region"),
     ("FERROVUS_S3_ACCESS_KEY_ID", "storage.s3.access_key_id"),
-    ("FERROVUS_S3_SECRET_ACCESS_KEY", "storage.s3.secret_access_key"),
+    (
+        "FERROVUS_S3_SECRET_ACCESS_KEY",
+        "storage.s3.secret_access_key",
+    ),
 ];
 
 impl Config {
     /// Defaults ← YAML file (if given) ← environment.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-        let mut tree = serde_yaml_ng::to_value(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = serde_yaml_ng::to_value(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-            let file_tree: serde_yaml_ng::Value =
-                serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let file_tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
             merge(&mut tree, file_tree);
         }
         for (k, v) in env {
@@ -193,34 +223,55 @@ impl Config {
                 if !rest.contains("__") {
                     continue; // not a path override (e.g. FERROVUS_BIN used by tests)
                 }
-                rest.split("__").map(str::to_ascii_lowercase).collect::<Vec<_>>().join(".")
+                rest.split("__")
+                    .map(str::to_ascii_lowercase)
+                    .collect::<Vec<_>>()
+                    .join(".")
             } else {
                 continue;
             };
             let value = if path == "meta.etcd_endpoints" {
-                serde_yaml_ng::Value::Sequence(v.split(',').filter(|s| !s.is_empty()).map(|s| serde_yaml_ng::Value::String(s.trim().to_string())).collect())
+                serde_yaml_ng::Value::Sequence(
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| serde_yaml_ng::Value::String(s.trim().to_string()))
+                        .collect(),
+                )
             } else {
-                serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&v).unwrap_or(serde_yaml_ng::Value::String(v.clone()))
+                serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&v)
+                    .unwrap_or(serde_yaml_ng::Value::String(v.clone()))
             };
-            set_path(&mut tree, &path, value).map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+            set_path(&mut tree, &path, value)
+                .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
         }
-        let cfg: Config = serde_yaml_ng::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let cfg: Config =
+            serde_yaml_ng::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.grpc.max_message_bytes < 1024 {
-            return Err(ConfigError::Invalid(format!("grpc.max_message_bytes must be at least 1024, got {}", self.grpc.max_message_bytes)));
+            return Err(ConfigError::Invalid(format!(
+                "grpc.max_message_bytes must be at least 1024, got {}",
+                self.grpc.max_message_bytes
+            )));
         }
         if self.meta.kind == MetaKind::Etcd && self.meta.etcd_endpoints.is_empty() {
-            return Err(ConfigError::Invalid("meta.kind is etcd but meta.etcd_endpoints is empty".into()));
+            return Err(ConfigError::Invalid(
+                "meta.kind is etcd but meta.etcd_endpoints is empty".into(),
+            ));
         }
         if self.core.seal_rows == 0 {
-            return Err(ConfigError::Invalid("core.seal_rows must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "core.seal_rows must be positive".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid(format!("log.format must be text or json, got {:?}", self.log.format)));
+            return Err(ConfigError::Invalid(format!(
+                "log.format must be text or json, got {:?}",
+                self.log.format
+            )));
         }
         Ok(())
     }
@@ -252,12 +303,18 @@ fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
     }
 }
 
-fn set_path(tree: &mut serde_yaml_ng::Value, path: &str, value: serde_yaml_ng::Value) -> Result<(), String> {
+fn set_path(
+    tree: &mut serde_yaml_ng::Value,
+    path: &str,
+    value: serde_yaml_ng::Value,
+) -> Result<(), String> {
     use serde_yaml_ng::Value;
     let mut cur = tree;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, p) in parts.iter().enumerate() {
-        let Value::Mapping(m) = cur else { return Err(format!("{path}: {p} is not a section")) };
+        let Value::Mapping(m) = cur else {
+            return Err(format!("{path}: {p} is not a section"));
+        };
         let key = Value::String((*p).to_string());
         if i + 1 == parts.len() {
             if !m.contains_key(&key) {
@@ -266,7 +323,9 @@ fn set_path(tree: &mut serde_yaml_ng::Value, path: &str, value: serde_yaml_ng::V
             m.insert(key, value);
             return Ok(());
         }
-        cur = m.get_mut(&key).ok_or_else(|| format!("unknown section {p} in {path}"))?;
+        cur = m
+            .get_mut(&key)
+            .ok_or_else(|| format!("unknown section {p} in {path}"))?;
     }
     Ok(())
 }
@@ -282,8 +341,14 @@ mod tests {
         std::fs::write(&f, "grpc:\n  port: 20000\ncore:\n  seal_rows: 5000\n").unwrap();
         let env = vec![
             ("FERROVUS_HTTP_PORT".to_string(), "9999".to_string()),
-            ("FERROVUS_GRPC__MAX_MESSAGE_BYTES".to_string(), "2048".to_string()),
-            ("FERROVUS_ETCD_ENDPOINTS".to_string(), "http://a:2379,http://b:2379".to_string()),
+            (
+                "FERROVUS_GRPC__MAX_MESSAGE_BYTES".to_string(),
+                "2048".to_string(),
+            ),
+            (
+                "FERROVUS_ETCD_ENDPOINTS".to_string(),
+                "http://a:2379,http://b:2379".to_string(),
+            ),
             ("FERROVUS_BIN".to_string(), "ignored".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ];
@@ -292,21 +357,41 @@ mod tests {
         assert_eq!(c.http.port, 9999);
         assert_eq!(c.grpc.max_message_bytes, 2048);
         assert_eq!(c.core.seal_rows, 5000);
-        assert_eq!(c.meta.etcd_endpoints, vec!["http://a:2379", "http://b:2379"]);
+        assert_eq!(
+            c.meta.etcd_endpoints,
+            vec!["http://a:2379", "http://b:2379"]
+        );
         assert_eq!(c.data_dir, PathBuf::from("ferrovus-data"));
     }
 
     #[test]
     fn bad_settings_are_clear_errors() {
-        let e = Config::load(None, vec![("FERROVUS_GRPC__NOPE".to_string(), "1".to_string())]).unwrap_err().to_string();
+        let e = Config::load(
+            None,
+            vec![("FERROVUS_GRPC__NOPE".to_string(), "1".to_string())],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("grpc.nope"), "{e}");
-        let e = Config::load(None, vec![("FERROVUS_GRPC_PORT".to_string(), "notaport".to_string())]).unwrap_err().to_string();
+        let e = Config::load(
+            None,
+            vec![("FERROVUS_GRPC_PORT".to_string(), "notaport".to_string())],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("port") || e.contains("invalid"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.yaml");
         std::fs::write(&f, "grpcx: {}\n").unwrap();
-        assert!(Config::load(Some(&f), vec![]).unwrap_err().to_string().contains("grpcx"));
-        let e = Config::load(Some(Path::new("/nonexistent/x.yaml")), vec![]).unwrap_err().to_string();
+        assert!(
+            Config::load(Some(&f), vec![])
+                .unwrap_err()
+                .to_string()
+                .contains("grpcx")
+        );
+        let e = Config::load(Some(Path::new("/nonexistent/x.yaml")), vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/x.yaml"), "{e}");
     }
 

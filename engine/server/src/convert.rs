@@ -12,26 +12,45 @@ use prost::Message;
 use crate::error::ApiError;
 
 pub fn kv_get<'a>(params: &'a [KeyValuePair], key: &str) -> Option<&'a str> {
-    params.iter().find(|kv| kv.key == key).map(|kv| kv.value.as_str())
+    params
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.as_str())
 }
 
 pub fn kv_map(params: &[KeyValuePair]) -> BTreeMap<String, String> {
-    params.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect()
+    params
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect()
 }
 
 pub fn kv(key: &str, value: impl Into<String>) -> KeyValuePair {
-    KeyValuePair { key: key.to_string(), value: value.into() }
+    KeyValuePair {
+        key: key.to_string(),
+        value: value.into(),
+    }
 }
 
 /// Decode the serialized `CollectionSchema` of a CreateCollection request.
-pub fn schema_from_proto(bytes: &[u8], collection_name: &str) -> Result<CollectionSchema, ApiError> {
-    let s = ps::CollectionSchema::decode(bytes).map_err(|e| ApiError::invalid("schema", format!("cannot decode CollectionSchema: {e}")))?;
+pub fn schema_from_proto(
+    bytes: &[u8],
+    collection_name: &str,
+) -> Result<CollectionSchema, ApiError> {
+    let s = ps::CollectionSchema::decode(bytes)
+        .map_err(|e| ApiError::invalid("schema", format!("cannot decode CollectionSchema: {e}")))?;
     let mut fields = Vec::with_capacity(s.fields.len());
     for f in &s.fields {
         let dt = DataType::from_code(f.data_type).ok_or_else(|| {
             ApiError::invalid(
                 &f.name,
-                format!("data type {} of field {} is not supported by Ferrovus", ps::DataType::try_from(f.data_type).map(|d| d.as_str_name().to_string()).unwrap_or(f.data_type.to_string()), f.name),
+                format!(
+                    "data type {} of field {} is not supported by Ferrovus",
+                    ps::DataType::try_from(f.data_type)
+                        .map(|d| d.as_str_name().to_string())
+                        .unwrap_or(f.data_type.to_string()),
+                    f.name
+                ),
             )
         })?;
         let mut fs = FieldSchema::new(f.name.clone(), dt);
@@ -42,16 +61,33 @@ pub fn schema_from_proto(bytes: &[u8], collection_name: &str) -> Result<Collecti
         fs.is_dynamic = f.is_dynamic;
         fs.nullable = f.nullable;
         if f.nullable && !f.is_dynamic {
-            return Err(ApiError::invalid(&f.name, format!("nullable fields are not supported yet (field {})", f.name)));
+            return Err(ApiError::invalid(
+                &f.name,
+                format!("nullable fields are not supported yet (field {})", f.name),
+            ));
         }
         for tp in &f.type_params {
             match tp.key.as_str() {
                 "dim" => {
-                    fs.dim = Some(tp.value.trim().parse().map_err(|_| ApiError::invalid(&f.name, format!("dim of field {} must be an integer, got {:?}", f.name, tp.value)))?);
+                    fs.dim = Some(tp.value.trim().parse().map_err(|_| {
+                        ApiError::invalid(
+                            &f.name,
+                            format!(
+                                "dim of field {} must be an integer, got {:?}",
+                                f.name, tp.value
+                            ),
+                        )
+                    })?);
                 }
                 "max_length" => {
                     fs.max_length = Some(tp.value.trim().parse().map_err(|_| {
-                        ApiError::invalid(&f.name, format!("max_length of field {} must be an integer, got {:?}", f.name, tp.value))
+                        ApiError::invalid(
+                            &f.name,
+                            format!(
+                                "max_length of field {} must be an integer, got {:?}",
+                                f.name, tp.value
+                            ),
+                        )
                     })?);
                 }
                 _ => {}
@@ -59,7 +95,11 @@ pub fn schema_from_proto(bytes: &[u8], collection_name: &str) -> Result<Collecti
         }
         fields.push(fs);
     }
-    let name = if s.name.is_empty() { collection_name.to_string() } else { s.name.clone() };
+    let name = if s.name.is_empty() {
+        collection_name.to_string()
+    } else {
+        s.name.clone()
+    };
     if !collection_name.is_empty() && name != collection_name {
         return Err(ApiError::invalid(
             "collection_name",
@@ -72,7 +112,12 @@ pub fn schema_from_proto(bytes: &[u8], collection_name: &str) -> Result<Collecti
             f.field_id = 0;
         }
     }
-    Ok(CollectionSchema { name, description: s.description, fields, enable_dynamic_field: s.enable_dynamic_field })
+    Ok(CollectionSchema {
+        name,
+        description: s.description,
+        fields,
+        enable_dynamic_field: s.enable_dynamic_field,
+    })
 }
 
 pub fn schema_to_proto(s: &CollectionSchema) -> ps::CollectionSchema {
@@ -130,24 +175,37 @@ pub fn consistency_to(c: Consistency) -> i32 {
 
 /// Convert request `FieldData` columns into a core `RowBatch`, checking each column against
 /// the schema's declared type (so an Int64 column sent for a VarChar field is a clear error).
-pub fn field_data_to_batch(fields: &[ps::FieldData], schema: &CollectionSchema) -> Result<RowBatch, ApiError> {
+pub fn field_data_to_batch(
+    fields: &[ps::FieldData],
+    schema: &CollectionSchema,
+) -> Result<RowBatch, ApiError> {
     let mut columns = Vec::with_capacity(fields.len());
     for fd in fields {
-        let name = if fd.is_dynamic && fd.field_name.is_empty() { ferrovus_core::schema::DYNAMIC_FIELD_NAME.to_string() } else { fd.field_name.clone() };
+        let name = if fd.is_dynamic && fd.field_name.is_empty() {
+            ferrovus_core::schema::DYNAMIC_FIELD_NAME.to_string()
+        } else {
+            fd.field_name.clone()
+        };
         let declared = schema.field(&name);
         let col = match &fd.field {
             Some(ps::field_data::Field::Scalars(sf)) => {
                 use ps::scalar_field::Data as D;
                 match &sf.data {
                     Some(D::BoolData(a)) => Column::Bool(a.data.clone()),
-                    Some(D::IntData(a)) => Column::Int(a.data.iter().map(|x| i64::from(*x)).collect()),
+                    Some(D::IntData(a)) => {
+                        Column::Int(a.data.iter().map(|x| i64::from(*x)).collect())
+                    }
                     Some(D::LongData(a)) => Column::Int(a.data.clone()),
                     Some(D::FloatData(a)) => match declared.map(|f| f.data_type) {
-                        Some(DataType::Double) => Column::Double(a.data.iter().map(|x| f64::from(*x)).collect()),
+                        Some(DataType::Double) => {
+                            Column::Double(a.data.iter().map(|x| f64::from(*x)).collect())
+                        }
                         _ => Column::Float(a.data.clone()),
                     },
                     Some(D::DoubleData(a)) => match declared.map(|f| f.data_type) {
-                        Some(DataType::Float) => Column::Float(a.data.iter().map(|x| *x as f32).collect()),
+                        Some(DataType::Float) => {
+                            Column::Float(a.data.iter().map(|x| *x as f32).collect())
+                        }
                         _ => Column::Double(a.data.clone()),
                     },
                     Some(D::StringData(a)) => Column::VarChar(a.data.clone()),
@@ -155,29 +213,60 @@ pub fn field_data_to_batch(fields: &[ps::FieldData], schema: &CollectionSchema) 
                         let mut v = Vec::with_capacity(a.data.len());
                         for (i, b) in a.data.iter().enumerate() {
                             v.push(serde_json::from_slice(b).map_err(|e| {
-                                ApiError::invalid(&name, format!("row {i} of JSON field {name} is not valid JSON: {e}"))
+                                ApiError::invalid(
+                                    &name,
+                                    format!("row {i} of JSON field {name} is not valid JSON: {e}"),
+                                )
                             })?);
                         }
                         Column::Json(v)
                     }
-                    Some(_) => return Err(ApiError::invalid(&name, format!("field {name}: data type not supported by Ferrovus"))),
-                    None => return Err(ApiError::invalid(&name, format!("field {name} has no data"))),
+                    Some(_) => {
+                        return Err(ApiError::invalid(
+                            &name,
+                            format!("field {name}: data type not supported by Ferrovus"),
+                        ));
+                    }
+                    None => {
+                        return Err(ApiError::invalid(
+                            &name,
+                            format!("field {name} has no data"),
+                        ));
+                    }
                 }
             }
             Some(ps::field_data::Field::Vectors(vf)) => match &vf.data {
                 Some(ps::vector_field::Data::FloatVector(a)) => {
-                    let dim = usize::try_from(vf.dim).map_err(|_| ApiError::invalid(&name, format!("negative dim {}", vf.dim)))?;
+                    let dim = usize::try_from(vf.dim).map_err(|_| {
+                        ApiError::invalid(&name, format!("negative dim {}", vf.dim))
+                    })?;
                     if dim == 0 || a.data.len() % dim != 0 {
                         return Err(ApiError::invalid(
                             &name,
-                            format!("vector field {name}: {} values is not a multiple of dim {dim}", a.data.len()),
+                            format!(
+                                "vector field {name}: {} values is not a multiple of dim {dim}",
+                                a.data.len()
+                            ),
                         ));
                     }
-                    Column::FloatVector { dim, data: a.data.clone() }
+                    Column::FloatVector {
+                        dim,
+                        data: a.data.clone(),
+                    }
                 }
-                _ => return Err(ApiError::invalid(&name, format!("vector field {name}: only FloatVector is supported"))),
+                _ => {
+                    return Err(ApiError::invalid(
+                        &name,
+                        format!("vector field {name}: only FloatVector is supported"),
+                    ));
+                }
             },
-            _ => return Err(ApiError::invalid(&name, format!("field {name} has no data"))),
+            _ => {
+                return Err(ApiError::invalid(
+                    &name,
+                    format!("field {name} has no data"),
+                ));
+            }
         };
         columns.push((name, col));
     }
@@ -186,21 +275,36 @@ pub fn field_data_to_batch(fields: &[ps::FieldData], schema: &CollectionSchema) 
 
 pub fn column_to_field_data(c: &OutputColumn) -> ps::FieldData {
     use ps::scalar_field::Data as D;
-    let scalars = |d: D| Some(ps::field_data::Field::Scalars(ps::ScalarField { data: Some(d) }));
+    let scalars = |d: D| {
+        Some(ps::field_data::Field::Scalars(ps::ScalarField {
+            data: Some(d),
+        }))
+    };
     let field = match (&c.column, c.data_type) {
         (Column::Bool(v), _) => scalars(D::BoolData(ps::BoolArray { data: v.clone() })),
-        (Column::Int(v), DataType::Int64) => scalars(D::LongData(ps::LongArray { data: v.clone() })),
-        (Column::Int(v), _) => scalars(D::IntData(ps::IntArray { data: v.iter().map(|x| *x as i32).collect() })),
+        (Column::Int(v), DataType::Int64) => {
+            scalars(D::LongData(ps::LongArray { data: v.clone() }))
+        }
+        (Column::Int(v), _) => scalars(D::IntData(ps::IntArray {
+            data: v.iter().map(|x| *x as i32).collect(),
+        })),
         (Column::Float(v), _) => scalars(D::FloatData(ps::FloatArray { data: v.clone() })),
         (Column::Double(v), _) => scalars(D::DoubleData(ps::DoubleArray { data: v.clone() })),
         (Column::VarChar(v), _) => scalars(D::StringData(ps::StringArray { data: v.clone() })),
         (Column::Json(v), _) => scalars(D::JsonData(ps::JsonArray {
-            data: v.iter().map(|j| serde_json::to_vec(j).unwrap_or_default()).collect(),
+            data: v
+                .iter()
+                .map(|j| serde_json::to_vec(j).unwrap_or_default())
+                .collect(),
         })),
-        (Column::FloatVector { dim, data }, _) => Some(ps::field_data::Field::Vectors(ps::VectorField {
-            dim: *dim as i64,
-            data: Some(ps::vector_field::Data::FloatVector(ps::FloatArray { data: data.clone() })),
-        })),
+        (Column::FloatVector { dim, data }, _) => {
+            Some(ps::field_data::Field::Vectors(ps::VectorField {
+                dim: *dim as i64,
+                data: Some(ps::vector_field::Data::FloatVector(ps::FloatArray {
+                    data: data.clone(),
+                })),
+            }))
+        }
     };
     ps::FieldData {
         r#type: c.data_type.code(),
@@ -217,13 +321,25 @@ pub fn ids_to_proto(ids: &[PrimaryKey]) -> ps::IDs {
     if is_str {
         ps::IDs {
             id_field: Some(ps::i_ds::IdField::StrId(ps::StringArray {
-                data: ids.iter().map(|p| match p { PrimaryKey::Str(s) => s.clone(), PrimaryKey::Int(i) => i.to_string() }).collect(),
+                data: ids
+                    .iter()
+                    .map(|p| match p {
+                        PrimaryKey::Str(s) => s.clone(),
+                        PrimaryKey::Int(i) => i.to_string(),
+                    })
+                    .collect(),
             })),
         }
     } else {
         ps::IDs {
             id_field: Some(ps::i_ds::IdField::IntId(ps::LongArray {
-                data: ids.iter().map(|p| match p { PrimaryKey::Int(i) => *i, PrimaryKey::Str(_) => 0 }).collect(),
+                data: ids
+                    .iter()
+                    .map(|p| match p {
+                        PrimaryKey::Int(i) => *i,
+                        PrimaryKey::Str(_) => 0,
+                    })
+                    .collect(),
             })),
         }
     }
@@ -232,40 +348,71 @@ pub fn ids_to_proto(ids: &[PrimaryKey]) -> ps::IDs {
 /// Empty `IDs` of the right kind for the collection's primary key.
 pub fn empty_ids(schema: &CollectionSchema) -> ps::IDs {
     if schema.primary_field().data_type == DataType::VarChar {
-        ps::IDs { id_field: Some(ps::i_ds::IdField::StrId(ps::StringArray::default())) }
+        ps::IDs {
+            id_field: Some(ps::i_ds::IdField::StrId(ps::StringArray::default())),
+        }
     } else {
-        ps::IDs { id_field: Some(ps::i_ds::IdField::IntId(ps::LongArray::default())) }
+        ps::IDs {
+            id_field: Some(ps::i_ds::IdField::IntId(ps::LongArray::default())),
+        }
     }
 }
 
 /// Parse a serialized `PlaceholderGroup` of float vectors into (row-major data, nq, dim).
 pub fn parse_placeholder_group(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ApiError> {
-    let g = PlaceholderGroup::decode(bytes).map_err(|e| ApiError::invalid("placeholder_group", format!("cannot decode PlaceholderGroup: {e}")))?;
-    let ph = g.placeholders.first().ok_or_else(|| ApiError::invalid("data", "no query vectors in the request"))?;
+    let g = PlaceholderGroup::decode(bytes).map_err(|e| {
+        ApiError::invalid(
+            "placeholder_group",
+            format!("cannot decode PlaceholderGroup: {e}"),
+        )
+    })?;
+    let ph = g
+        .placeholders
+        .first()
+        .ok_or_else(|| ApiError::invalid("data", "no query vectors in the request"))?;
     if ph.r#type != PlaceholderType::FloatVector as i32 {
-        let name = PlaceholderType::try_from(ph.r#type).map(|t| t.as_str_name().to_string()).unwrap_or(ph.r#type.to_string());
-        return Err(ApiError::invalid("data", format!("placeholder type {name} is not supported; only FloatVector queries are")));
+        let name = PlaceholderType::try_from(ph.r#type)
+            .map(|t| t.as_str_name().to_string())
+            .unwrap_or(ph.r#type.to_string());
+        return Err(ApiError::invalid(
+            "data",
+            format!("placeholder type {name} is not supported; only FloatVector queries are"),
+        ));
     }
     if ph.values.is_empty() {
         return Err(ApiError::invalid("data", "no query vectors in the request"));
     }
     let first_len = ph.values[0].len();
     if first_len == 0 || first_len % 4 != 0 {
-        return Err(ApiError::invalid("data", format!("query vector byte length {first_len} is not a positive multiple of 4")));
+        return Err(ApiError::invalid(
+            "data",
+            format!("query vector byte length {first_len} is not a positive multiple of 4"),
+        ));
     }
     let dim = first_len / 4;
     let mut data = Vec::with_capacity(dim * ph.values.len());
     for (i, v) in ph.values.iter().enumerate() {
         if v.len() != first_len {
-            return Err(ApiError::invalid("data", format!("query vector {i} has dim {}, the first has {dim}", v.len() / 4)));
+            return Err(ApiError::invalid(
+                "data",
+                format!(
+                    "query vector {i} has dim {}, the first has {dim}",
+                    v.len() / 4
+                ),
+            ));
         }
-        data.extend(v.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        data.extend(
+            v.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
     }
     Ok((data, ph.values.len(), dim))
 }
 
 /// Convert `expr_template_values` into JSON values for the expression compiler.
-pub fn template_values(map: &HashMap<String, ps::TemplateValue>) -> HashMap<String, serde_json::Value> {
+pub fn template_values(
+    map: &HashMap<String, ps::TemplateValue>,
+) -> HashMap<String, serde_json::Value> {
     fn val(v: &ps::TemplateValue) -> serde_json::Value {
         use ps::template_value::Val;
         match &v.val {
@@ -283,10 +430,20 @@ pub fn template_values(map: &HashMap<String, ps::TemplateValue>) -> HashMap<Stri
         match &a.data {
             Some(Data::BoolData(x)) => x.data.iter().map(|b| serde_json::Value::Bool(*b)).collect(),
             Some(Data::LongData(x)) => x.data.iter().map(|b| serde_json::Value::from(*b)).collect(),
-            Some(Data::DoubleData(x)) => x.data.iter().map(|b| serde_json::Value::from(*b)).collect(),
-            Some(Data::StringData(x)) => x.data.iter().map(|b| serde_json::Value::String(b.clone())).collect(),
+            Some(Data::DoubleData(x)) => {
+                x.data.iter().map(|b| serde_json::Value::from(*b)).collect()
+            }
+            Some(Data::StringData(x)) => x
+                .data
+                .iter()
+                .map(|b| serde_json::Value::String(b.clone()))
+                .collect(),
             Some(Data::ArrayData(x)) => x.data.iter().map(arr).collect(),
-            Some(Data::JsonData(x)) => x.data.iter().map(|b| serde_json::from_slice(b).unwrap_or(serde_json::Value::Null)).collect(),
+            Some(Data::JsonData(x)) => x
+                .data
+                .iter()
+                .map(|b| serde_json::from_slice(b).unwrap_or(serde_json::Value::Null))
+                .collect(),
             None => serde_json::Value::Array(vec![]),
         }
     }
@@ -300,18 +457,39 @@ mod tests {
 
     #[test]
     fn placeholder_group_round_trip_and_errors() {
-        let v1: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|x| x.to_le_bytes()).collect();
-        let v2: Vec<u8> = [4.0f32, 5.0, 6.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let v1: Vec<u8> = [1.0f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let v2: Vec<u8> = [4.0f32, 5.0, 6.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         let g = PlaceholderGroup {
-            placeholders: vec![PlaceholderValue { tag: "$0".into(), r#type: PlaceholderType::FloatVector as i32, values: vec![v1, v2.clone()], ..Default::default() }],
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: PlaceholderType::FloatVector as i32,
+                values: vec![v1, v2.clone()],
+                ..Default::default()
+            }],
         };
         let (data, nq, dim) = parse_placeholder_group(&g.encode_to_vec()).unwrap();
         assert_eq!((nq, dim), (2, 3));
         assert_eq!(data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let bad = PlaceholderGroup {
-            placeholders: vec![PlaceholderValue { tag: "$0".into(), r#type: PlaceholderType::FloatVector as i32, values: vec![v2, vec![0; 8]], ..Default::default() }],
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: PlaceholderType::FloatVector as i32,
+                values: vec![v2, vec![0; 8]],
+                ..Default::default()
+            }],
         };
-        assert!(parse_placeholder_group(&bad.encode_to_vec()).unwrap_err().to_string().contains("query vector 1"));
+        assert!(
+            parse_placeholder_group(&bad.encode_to_vec())
+                .unwrap_err()
+                .to_string()
+                .contains("query vector 1")
+        );
         let empty = PlaceholderGroup::default();
         assert!(parse_placeholder_group(&empty.encode_to_vec()).is_err());
         assert!(parse_placeholder_group(b"\xff\xff\xff").is_err());
@@ -332,7 +510,10 @@ mod tests {
         .validate_and_normalize()
         .unwrap();
         let p = schema_to_proto(&s);
-        let back = schema_from_proto(&p.encode_to_vec(), "c").unwrap().validate_and_normalize().unwrap();
+        let back = schema_from_proto(&p.encode_to_vec(), "c")
+            .unwrap()
+            .validate_and_normalize()
+            .unwrap();
         assert_eq!(back, s);
         assert!(schema_from_proto(&p.encode_to_vec(), "other").is_err());
     }
@@ -352,36 +533,68 @@ mod tests {
         let fd = vec![
             ps::FieldData {
                 field_name: "id".into(),
-                field: Some(ps::field_data::Field::Scalars(ps::ScalarField { data: Some(ps::scalar_field::Data::LongData(ps::LongArray { data: vec![1, 2] })) })),
+                field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                    data: Some(ps::scalar_field::Data::LongData(ps::LongArray {
+                        data: vec![1, 2],
+                    })),
+                })),
                 ..Default::default()
             },
             ps::FieldData {
                 field_name: "score".into(),
-                field: Some(ps::field_data::Field::Scalars(ps::ScalarField { data: Some(ps::scalar_field::Data::FloatData(ps::FloatArray { data: vec![0.5, 1.5] })) })),
+                field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                    data: Some(ps::scalar_field::Data::FloatData(ps::FloatArray {
+                        data: vec![0.5, 1.5],
+                    })),
+                })),
                 ..Default::default()
             },
             ps::FieldData {
                 field_name: "v".into(),
-                field: Some(ps::field_data::Field::Vectors(ps::VectorField { dim: 2, data: Some(ps::vector_field::Data::FloatVector(ps::FloatArray { data: vec![1.0, 2.0, 3.0, 4.0] })) })),
+                field: Some(ps::field_data::Field::Vectors(ps::VectorField {
+                    dim: 2,
+                    data: Some(ps::vector_field::Data::FloatVector(ps::FloatArray {
+                        data: vec![1.0, 2.0, 3.0, 4.0],
+                    })),
+                })),
                 ..Default::default()
             },
             ps::FieldData {
                 field_name: "$meta".into(),
                 is_dynamic: true,
-                field: Some(ps::field_data::Field::Scalars(ps::ScalarField { data: Some(ps::scalar_field::Data::JsonData(ps::JsonArray { data: vec![b"{\"a\":1}".to_vec(), b"{}".to_vec()] })) })),
+                field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                    data: Some(ps::scalar_field::Data::JsonData(ps::JsonArray {
+                        data: vec![b"{\"a\":1}".to_vec(), b"{}".to_vec()],
+                    })),
+                })),
                 ..Default::default()
             },
         ];
         let b = field_data_to_batch(&fd, &s).unwrap();
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.column("score"), Some(&Column::Double(vec![0.5, 1.5])));
-        assert_eq!(b.column("$meta"), Some(&Column::Json(vec![serde_json::json!({"a": 1}), serde_json::json!({})])));
+        assert_eq!(
+            b.column("$meta"),
+            Some(&Column::Json(vec![
+                serde_json::json!({"a": 1}),
+                serde_json::json!({})
+            ]))
+        );
         let bad_json = vec![ps::FieldData {
             field_name: "$meta".into(),
             is_dynamic: true,
-            field: Some(ps::field_data::Field::Scalars(ps::ScalarField { data: Some(ps::scalar_field::Data::JsonData(ps::JsonArray { data: vec![b"{nope".to_vec()] })) })),
+            field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                data: Some(ps::scalar_field::Data::JsonData(ps::JsonArray {
+                    data: vec![b"{nope".to_vec()],
+                })),
+            })),
             ..Default::default()
         }];
-        assert!(field_data_to_batch(&bad_json, &s).unwrap_err().to_string().contains("$meta"));
+        assert!(
+            field_data_to_batch(&bad_json, &s)
+                .unwrap_err()
+                .to_string()
+                .contains("$meta")
+        );
     }
 }

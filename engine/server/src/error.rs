@@ -22,7 +22,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: field.into(), message: message.into() }
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The Milvus status code for this error (`pkg/util/merr` numbering).
@@ -37,7 +40,9 @@ impl ApiError {
                 | CoreError::DimensionMismatch { .. }
                 | CoreError::Expr(_)
                 | CoreError::CollectionExists(_)
-                | CoreError::Index(ferrovus_core::vindex::IndexError::InvalidParam { .. }) => codes::PARAMETER_INVALID,
+                | CoreError::Index(ferrovus_core::vindex::IndexError::InvalidParam { .. }) => {
+                    codes::PARAMETER_INVALID
+                }
                 _ => codes::UNEXPECTED,
             },
             ApiError::Invalid { .. } => codes::PARAMETER_INVALID,
@@ -63,7 +68,12 @@ mod tests {
         let s = ApiError::from(CoreError::CollectionNotFound("c".into())).to_status();
         assert_eq!(s.code, 100);
         assert!(s.reason.contains("collection not found") && s.reason.contains("c"));
-        let s = ApiError::from(CoreError::DimensionMismatch { field: "v".into(), expected: 4, actual: 3 }).to_status();
+        let s = ApiError::from(CoreError::DimensionMismatch {
+            field: "v".into(),
+            expected: 4,
+            actual: 3,
+        })
+        .to_status();
         assert_eq!(s.code, codes::PARAMETER_INVALID);
         assert!(s.reason.contains('v') && s.reason.contains('4') && s.reason.contains('3'));
         assert!(!status::is_success(&s));

@@ -46,14 +46,22 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
     if s.health.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", s.health.reason.read()))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", s.health.reason.read()),
+        )
     }
 }
 
-async fn metrics_handler(State(s): State<AppState>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+async fn metrics_handler(
+    State(s): State<AppState>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
     let db = s.health.db.read().clone();
     (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(db.as_ref()),
     )
 }

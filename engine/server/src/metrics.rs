@@ -52,26 +52,67 @@ impl Metrics {
         let mut registry = Registry::with_prefix("ferrovus");
         let requests = Family::<RpcLabels, Counter>::default();
         let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ])
         });
         let rows_inserted: Counter<u64, AtomicU64> = Counter::default();
         let rows = Gauge::default();
         let segments = Gauge::default();
         let collections = Gauge::default();
         let memory = Gauge::default();
-        registry.register("rpc_requests", "Milvus RPCs handled, by method and Milvus status code", requests.clone());
-        registry.register("rpc_duration_seconds", "Milvus RPC latency by method", latency.clone());
-        registry.register("rows_inserted", "Rows acknowledged by Insert and Upsert", rows_inserted.clone());
+        registry.register(
+            "rpc_requests",
+            "Milvus RPCs handled, by method and Milvus status code",
+            requests.clone(),
+        );
+        registry.register(
+            "rpc_duration_seconds",
+            "Milvus RPC latency by method",
+            latency.clone(),
+        );
+        registry.register(
+            "rows_inserted",
+            "Rows acknowledged by Insert and Upsert",
+            rows_inserted.clone(),
+        );
         registry.register("rows", "Live rows in all collections", rows.clone());
-        registry.register("segments", "Segments (growing and sealed) in memory", segments.clone());
+        registry.register(
+            "segments",
+            "Segments (growing and sealed) in memory",
+            segments.clone(),
+        );
         registry.register("collections", "Collections", collections.clone());
-        registry.register("memory_bytes", "Approximate bytes held by segments and indexes", memory.clone());
-        Metrics { registry: Mutex::new(registry), requests, latency, rows_inserted, rows, segments, collections, memory }
+        registry.register(
+            "memory_bytes",
+            "Approximate bytes held by segments and indexes",
+            memory.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            rows_inserted,
+            rows,
+            segments,
+            collections,
+            memory,
+        }
     }
 
     pub fn observe(&self, method: &str, code: i32, elapsed: Duration) {
-        self.requests.get_or_create(&RpcLabels { method: method.to_string(), code: code.to_string() }).inc();
-        self.latency.get_or_create(&MethodLabels { method: method.to_string() }).observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RpcLabels {
+                method: method.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels {
+                method: method.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn rows_inserted(&self, n: usize) {

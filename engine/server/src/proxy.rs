@@ -92,7 +92,10 @@ fn check_db(db_name: &str) -> ApiResult<()> {
 
 fn check_name(field: &str, name: &str) -> ApiResult<()> {
     if name.is_empty() {
-        return Err(ApiError::invalid(field, format!("{field} should not be empty")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} should not be empty"),
+        ));
     }
     Ok(())
 }
@@ -103,10 +106,20 @@ fn index_params(extra: &[common::KeyValuePair]) -> ApiResult<BTreeMap<String, St
     let mut out = BTreeMap::new();
     for kv in extra {
         if kv.key == "params" {
-            let v: serde_json::Value = serde_json::from_str(&kv.value)
-                .map_err(|e| ApiError::invalid("params", format!("index params must be a JSON object, got {:?}: {e}", kv.value)))?;
+            let v: serde_json::Value = serde_json::from_str(&kv.value).map_err(|e| {
+                ApiError::invalid(
+                    "params",
+                    format!(
+                        "index params must be a JSON object, got {:?}: {e}",
+                        kv.value
+                    ),
+                )
+            })?;
             let Some(obj) = v.as_object() else {
-                return Err(ApiError::invalid("params", format!("index params must be a JSON object, got {}", kv.value)));
+                return Err(ApiError::invalid(
+                    "params",
+                    format!("index params must be a JSON object, got {}", kv.value),
+                ));
             };
             for (k, v) in obj {
                 let s = match v {
@@ -123,18 +136,36 @@ fn index_params(extra: &[common::KeyValuePair]) -> ApiResult<BTreeMap<String, St
 }
 
 fn parse_usize(field: &str, v: &str) -> ApiResult<usize> {
-    v.trim().parse::<i64>().ok().and_then(|x| usize::try_from(x).ok()).ok_or_else(|| {
-        ApiError::invalid(field, format!("{field} must be a non-negative integer, got {v:?}"))
-    })
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|x| usize::try_from(x).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!("{field} must be a non-negative integer, got {v:?}"),
+            )
+        })
 }
 
 impl Proxy {
     pub fn new(db: Arc<Database>, metrics: Arc<Metrics>) -> Self {
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Proxy { db, metrics, started }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Proxy {
+            db,
+            metrics,
+            started,
+        }
     }
 
-    async fn run<T: Reply>(&self, method: &'static str, f: impl Future<Output = ApiResult<T>>) -> Result<Response<T>, tonic::Status> {
+    async fn run<T: Reply>(
+        &self,
+        method: &'static str,
+        f: impl Future<Output = ApiResult<T>>,
+    ) -> Result<Response<T>, tonic::Status> {
         let start = Instant::now();
         let (reply, code) = match AssertUnwindSafe(f).catch_unwind().await {
             Ok(Ok(r)) => (r, 0),
@@ -178,8 +209,12 @@ impl Proxy {
                 ps
             }),
             collection_id: m.id,
-            virtual_channel_names: (0..m.num_shards).map(|s| format!("ferrovus-dml_{s}_{}v{s}", m.id)).collect(),
-            physical_channel_names: (0..m.num_shards).map(|s| format!("ferrovus-dml_{s}")).collect(),
+            virtual_channel_names: (0..m.num_shards)
+                .map(|s| format!("ferrovus-dml_{s}_{}v{s}", m.id))
+                .collect(),
+            physical_channel_names: (0..m.num_shards)
+                .map(|s| format!("ferrovus-dml_{s}"))
+                .collect(),
             created_timestamp: m.created_ts,
             created_utc_timestamp: ferrovus_core::tso::physical_ms(m.created_ts),
             shards_num: m.num_shards as i32,
@@ -195,35 +230,66 @@ impl Proxy {
 
     fn search_params(&self, req: &SearchRequest) -> ApiResult<CoreSearch> {
         let p = &req.search_params;
-        let topk = kv_get(p, "topk").or_else(|| kv_get(p, "limit")).ok_or_else(|| ApiError::invalid("topk", "search_params has no topk"))?;
+        let topk = kv_get(p, "topk")
+            .or_else(|| kv_get(p, "limit"))
+            .ok_or_else(|| ApiError::invalid("topk", "search_params has no topk"))?;
         let limit = parse_usize("topk", topk)?;
-        let offset = kv_get(p, "offset").map(|v| parse_usize("offset", v)).transpose()?.unwrap_or(0);
-        let mut metric = kv_get(p, "metric_type").filter(|s| !s.is_empty()).map(str::to_string);
+        let offset = kv_get(p, "offset")
+            .map(|v| parse_usize("offset", v))
+            .transpose()?
+            .unwrap_or(0);
+        let mut metric = kv_get(p, "metric_type")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let mut ef = None;
         let mut radius = None;
         let mut range_filter = None;
         if let Some(params) = kv_get(p, "params") {
-            let v: serde_json::Value = serde_json::from_str(params)
-                .map_err(|e| ApiError::invalid("params", format!("search params must be JSON, got {params:?}: {e}")))?;
-            if let Some(m) = v.get("metric_type").and_then(|m| m.as_str()).filter(|s| !s.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(params).map_err(|e| {
+                ApiError::invalid(
+                    "params",
+                    format!("search params must be JSON, got {params:?}: {e}"),
+                )
+            })?;
+            if let Some(m) = v
+                .get("metric_type")
+                .and_then(|m| m.as_str())
+                .filter(|s| !s.is_empty())
+            {
                 metric = Some(m.to_string());
             }
             if let Some(e) = v.get("ef") {
-                let n = e.as_u64().or_else(|| e.as_str().and_then(|s| s.parse().ok())).ok_or_else(|| ApiError::invalid("ef", format!("ef must be a positive integer, got {e}")))?;
+                let n = e
+                    .as_u64()
+                    .or_else(|| e.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| {
+                        ApiError::invalid("ef", format!("ef must be a positive integer, got {e}"))
+                    })?;
                 if n == 0 || n > 32768 {
-                    return Err(ApiError::invalid("ef", format!("ef must be in [1, 32768], got {n}")));
+                    return Err(ApiError::invalid(
+                        "ef",
+                        format!("ef must be in [1, 32768], got {n}"),
+                    ));
                 }
                 ef = Some(n as usize);
             }
             radius = v.get("radius").and_then(|r| r.as_f64()).map(|r| r as f32);
-            range_filter = v.get("range_filter").and_then(|r| r.as_f64()).map(|r| r as f32);
+            range_filter = v
+                .get("range_filter")
+                .and_then(|r| r.as_f64())
+                .map(|r| r as f32);
         }
-        let metric = metric.map(|m| ferrovus_core::request::MetricType::parse(&m)).transpose()?;
-        let ignore_growing = kv_get(p, "ignore_growing").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let metric = metric
+            .map(|m| ferrovus_core::request::MetricType::parse(&m))
+            .transpose()?;
+        let ignore_growing =
+            kv_get(p, "ignore_growing").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let anns_field = kv_get(p, "anns_field").map(str::to_string);
         let bytes = match &req.search_input {
             Some(search_request::SearchInput::PlaceholderGroup(b)) => b.as_slice(),
-            Some(search_request::SearchInput::Ids(_)) => return Err(ApiError::Unimplemented("search by primary keys")),
+            Some(search_request::SearchInput::Ids(_)) => {
+                return Err(ApiError::Unimplemented("search by primary keys"));
+            }
             None => return Err(ApiError::invalid("data", "no query vectors in the request")),
         };
         let (vectors, nq, _dim) = parse_placeholder_group(bytes)?;
@@ -249,16 +315,35 @@ impl Proxy {
 }
 
 /// Keep only the requested dynamic keys inside `$meta` (all of them for `*` or `$meta`).
-fn filter_dynamic(fields: &mut [ps::FieldData], requested: &[String], schema: &ferrovus_core::schema::CollectionSchema) {
-    if requested.iter().any(|f| f == "*" || f == DYNAMIC_FIELD_NAME) {
+fn filter_dynamic(
+    fields: &mut [ps::FieldData],
+    requested: &[String],
+    schema: &ferrovus_core::schema::CollectionSchema,
+) {
+    if requested
+        .iter()
+        .any(|f| f == "*" || f == DYNAMIC_FIELD_NAME)
+    {
         return;
     }
-    let keys: Vec<&str> = requested.iter().map(String::as_str).filter(|n| schema.field(n).is_none()).collect();
+    let keys: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|n| schema.field(n).is_none())
+        .collect();
     for fd in fields.iter_mut().filter(|f| f.is_dynamic) {
-        if let Some(ps::field_data::Field::Scalars(ps::ScalarField { data: Some(ps::scalar_field::Data::JsonData(a)) })) = &mut fd.field {
+        if let Some(ps::field_data::Field::Scalars(ps::ScalarField {
+            data: Some(ps::scalar_field::Data::JsonData(a)),
+        })) = &mut fd.field
+        {
             for row in a.data.iter_mut() {
-                if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(row) {
-                    let kept: serde_json::Map<String, serde_json::Value> = m.into_iter().filter(|(k, _)| keys.contains(&k.as_str())).collect();
+                if let Ok(serde_json::Value::Object(m)) =
+                    serde_json::from_slice::<serde_json::Value>(row)
+                {
+                    let kept: serde_json::Map<String, serde_json::Value> = m
+                        .into_iter()
+                        .filter(|(k, _)| keys.contains(&k.as_str()))
+                        .collect();
                     *row = serde_json::to_vec(&kept).unwrap_or_default();
                 }
             }
@@ -268,7 +353,10 @@ fn filter_dynamic(fields: &mut [ps::FieldData], requested: &[String], schema: &f
 
 #[tonic::async_trait]
 impl milvus_service_server::MilvusService for Proxy {
-    async fn connect(&self, _r: Request<ConnectRequest>) -> Result<Response<ConnectResponse>, tonic::Status> {
+    async fn connect(
+        &self,
+        _r: Request<ConnectRequest>,
+    ) -> Result<Response<ConnectResponse>, tonic::Status> {
         self.run("Connect", async {
             Ok(ConnectResponse {
                 status: Some(status::success()),
@@ -283,18 +371,45 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn get_version(&self, _r: Request<GetVersionRequest>) -> Result<Response<GetVersionResponse>, tonic::Status> {
-        self.run("GetVersion", async { Ok(GetVersionResponse { status: Some(status::success()), version: PROTOCOL_VERSION.into() }) }).await
+    async fn get_version(
+        &self,
+        _r: Request<GetVersionRequest>,
+    ) -> Result<Response<GetVersionResponse>, tonic::Status> {
+        self.run("GetVersion", async {
+            Ok(GetVersionResponse {
+                status: Some(status::success()),
+                version: PROTOCOL_VERSION.into(),
+            })
+        })
+        .await
     }
 
-    async fn check_health(&self, _r: Request<CheckHealthRequest>) -> Result<Response<CheckHealthResponse>, tonic::Status> {
-        self.run("CheckHealth", async { Ok(CheckHealthResponse { status: Some(status::success()), is_healthy: true, ..Default::default() }) }).await
+    async fn check_health(
+        &self,
+        _r: Request<CheckHealthRequest>,
+    ) -> Result<Response<CheckHealthResponse>, tonic::Status> {
+        self.run("CheckHealth", async {
+            Ok(CheckHealthResponse {
+                status: Some(status::success()),
+                is_healthy: true,
+                ..Default::default()
+            })
+        })
+        .await
     }
 
-    async fn get_component_states(&self, _r: Request<GetComponentStatesRequest>) -> Result<Response<ComponentStates>, tonic::Status> {
+    async fn get_component_states(
+        &self,
+        _r: Request<GetComponentStatesRequest>,
+    ) -> Result<Response<ComponentStates>, tonic::Status> {
         self.run("GetComponentStates", async {
             Ok(ComponentStates {
-                state: Some(ComponentInfo { node_id: 1, role: "standalone".into(), state_code: common::StateCode::Healthy as i32, extra_info: vec![] }),
+                state: Some(ComponentInfo {
+                    node_id: 1,
+                    role: "standalone".into(),
+                    state_code: common::StateCode::Healthy as i32,
+                    extra_info: vec![],
+                }),
                 subcomponent_states: vec![],
                 status: Some(status::success()),
             })
@@ -302,38 +417,79 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn alloc_timestamp(&self, _r: Request<AllocTimestampRequest>) -> Result<Response<AllocTimestampResponse>, tonic::Status> {
+    async fn alloc_timestamp(
+        &self,
+        _r: Request<AllocTimestampRequest>,
+    ) -> Result<Response<AllocTimestampResponse>, tonic::Status> {
         self.run("AllocTimestamp", async {
-            Ok(AllocTimestampResponse { status: Some(status::success()), timestamp: self.db.alloc_timestamp().await? })
+            Ok(AllocTimestampResponse {
+                status: Some(status::success()),
+                timestamp: self.db.alloc_timestamp().await?,
+            })
         })
         .await
     }
 
-    async fn list_databases(&self, _r: Request<ListDatabasesRequest>) -> Result<Response<ListDatabasesResponse>, tonic::Status> {
+    async fn list_databases(
+        &self,
+        _r: Request<ListDatabasesRequest>,
+    ) -> Result<Response<ListDatabasesResponse>, tonic::Status> {
         self.run("ListDatabases", async {
-            Ok(ListDatabasesResponse { status: Some(status::success()), db_names: vec!["default".into()], created_timestamp: vec![0], db_ids: vec![1] })
+            Ok(ListDatabasesResponse {
+                status: Some(status::success()),
+                db_names: vec!["default".into()],
+                created_timestamp: vec![0],
+                db_ids: vec![1],
+            })
         })
         .await
     }
 
-    async fn describe_database(&self, r: Request<DescribeDatabaseRequest>) -> Result<Response<DescribeDatabaseResponse>, tonic::Status> {
+    async fn describe_database(
+        &self,
+        r: Request<DescribeDatabaseRequest>,
+    ) -> Result<Response<DescribeDatabaseResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("DescribeDatabase", async {
             check_db(&r.db_name)?;
-            Ok(DescribeDatabaseResponse { status: Some(status::success()), db_name: "default".into(), db_id: 1, ..Default::default() })
+            Ok(DescribeDatabaseResponse {
+                status: Some(status::success()),
+                db_name: "default".into(),
+                db_id: 1,
+                ..Default::default()
+            })
         })
         .await
     }
 
-    async fn create_database(&self, _r: Request<CreateDatabaseRequest>) -> Result<Response<Status>, tonic::Status> {
-        self.run("CreateDatabase", async { Err::<Status, _>(ApiError::Unimplemented("CreateDatabase (only the default database exists)")) }).await
+    async fn create_database(
+        &self,
+        _r: Request<CreateDatabaseRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
+        self.run("CreateDatabase", async {
+            Err::<Status, _>(ApiError::Unimplemented(
+                "CreateDatabase (only the default database exists)",
+            ))
+        })
+        .await
     }
 
-    async fn drop_database(&self, _r: Request<DropDatabaseRequest>) -> Result<Response<Status>, tonic::Status> {
-        self.run("DropDatabase", async { Err::<Status, _>(ApiError::Unimplemented("DropDatabase (only the default database exists)")) }).await
+    async fn drop_database(
+        &self,
+        _r: Request<DropDatabaseRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
+        self.run("DropDatabase", async {
+            Err::<Status, _>(ApiError::Unimplemented(
+                "DropDatabase (only the default database exists)",
+            ))
+        })
+        .await
     }
 
-    async fn create_collection(&self, r: Request<CreateCollectionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn create_collection(
+        &self,
+        r: Request<CreateCollectionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("CreateCollection", async {
             check_db(&r.db_name)?;
@@ -341,13 +497,18 @@ impl milvus_service_server::MilvusService for Proxy {
             let schema = schema_from_proto(&r.schema, &r.collection_name)?;
             let shards = usize::try_from(r.shards_num.max(0)).unwrap_or(1);
             let props = kv_map(&r.properties);
-            self.db.create_collection(schema, shards, consistency_from(r.consistency_level), props).await?;
+            self.db
+                .create_collection(schema, shards, consistency_from(r.consistency_level), props)
+                .await?;
             Ok(status::success())
         })
         .await
     }
 
-    async fn drop_collection(&self, r: Request<DropCollectionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn drop_collection(
+        &self,
+        r: Request<DropCollectionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("DropCollection", async {
             check_db(&r.db_name)?;
@@ -358,16 +519,25 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn has_collection(&self, r: Request<HasCollectionRequest>) -> Result<Response<BoolResponse>, tonic::Status> {
+    async fn has_collection(
+        &self,
+        r: Request<HasCollectionRequest>,
+    ) -> Result<Response<BoolResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("HasCollection", async {
             check_db(&r.db_name)?;
-            Ok(BoolResponse { status: Some(status::success()), value: self.db.collection(&r.collection_name).is_ok() })
+            Ok(BoolResponse {
+                status: Some(status::success()),
+                value: self.db.collection(&r.collection_name).is_ok(),
+            })
         })
         .await
     }
 
-    async fn describe_collection(&self, r: Request<DescribeCollectionRequest>) -> Result<Response<DescribeCollectionResponse>, tonic::Status> {
+    async fn describe_collection(
+        &self,
+        r: Request<DescribeCollectionRequest>,
+    ) -> Result<Response<DescribeCollectionResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("DescribeCollection", async {
             check_db(&r.db_name)?;
@@ -376,11 +546,17 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn show_collections(&self, r: Request<ShowCollectionsRequest>) -> Result<Response<ShowCollectionsResponse>, tonic::Status> {
+    async fn show_collections(
+        &self,
+        r: Request<ShowCollectionsRequest>,
+    ) -> Result<Response<ShowCollectionsResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("ShowCollections", async {
             check_db(&r.db_name)?;
-            let mut resp = ShowCollectionsResponse { status: Some(status::success()), ..Default::default() };
+            let mut resp = ShowCollectionsResponse {
+                status: Some(status::success()),
+                ..Default::default()
+            };
             for c in self.db.list_collections() {
                 let m = c.meta.read();
                 if !r.collection_names.is_empty() && !r.collection_names.contains(&m.name) {
@@ -389,8 +565,10 @@ impl milvus_service_server::MilvusService for Proxy {
                 resp.collection_names.push(m.name.clone());
                 resp.collection_ids.push(m.id);
                 resp.created_timestamps.push(m.created_ts);
-                resp.created_utc_timestamps.push(ferrovus_core::tso::physical_ms(m.created_ts));
-                resp.in_memory_percentages.push(if c.is_loaded() { 100 } else { 0 });
+                resp.created_utc_timestamps
+                    .push(ferrovus_core::tso::physical_ms(m.created_ts));
+                resp.in_memory_percentages
+                    .push(if c.is_loaded() { 100 } else { 0 });
                 resp.query_service_available.push(c.is_loaded());
                 resp.shards_num.push(m.num_shards as i32);
             }
@@ -399,27 +577,41 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn get_collection_statistics(&self, r: Request<GetCollectionStatisticsRequest>) -> Result<Response<GetCollectionStatisticsResponse>, tonic::Status> {
+    async fn get_collection_statistics(
+        &self,
+        r: Request<GetCollectionStatisticsRequest>,
+    ) -> Result<Response<GetCollectionStatisticsResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetCollectionStatistics", async {
             check_db(&r.db_name)?;
             let n = self.db.row_count(&r.collection_name)?;
-            Ok(GetCollectionStatisticsResponse { status: Some(status::success()), stats: vec![kv("row_count", n.to_string())] })
+            Ok(GetCollectionStatisticsResponse {
+                status: Some(status::success()),
+                stats: vec![kv("row_count", n.to_string())],
+            })
         })
         .await
     }
 
-    async fn alter_collection(&self, r: Request<AlterCollectionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn alter_collection(
+        &self,
+        r: Request<AlterCollectionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("AlterCollection", async {
             check_db(&r.db_name)?;
-            self.db.alter_properties(&r.collection_name, kv_map(&r.properties)).await?;
+            self.db
+                .alter_properties(&r.collection_name, kv_map(&r.properties))
+                .await?;
             Ok(status::success())
         })
         .await
     }
 
-    async fn rename_collection(&self, r: Request<RenameCollectionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn rename_collection(
+        &self,
+        r: Request<RenameCollectionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("RenameCollection", async {
             check_db(&r.db_name)?;
@@ -430,44 +622,66 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn create_partition(&self, r: Request<CreatePartitionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn create_partition(
+        &self,
+        r: Request<CreatePartitionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("CreatePartition", async {
             check_db(&r.db_name)?;
-            self.db.create_partition(&r.collection_name, &r.partition_name).await?;
+            self.db
+                .create_partition(&r.collection_name, &r.partition_name)
+                .await?;
             Ok(status::success())
         })
         .await
     }
 
-    async fn drop_partition(&self, r: Request<DropPartitionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn drop_partition(
+        &self,
+        r: Request<DropPartitionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("DropPartition", async {
             check_db(&r.db_name)?;
-            self.db.drop_partition(&r.collection_name, &r.partition_name).await?;
+            self.db
+                .drop_partition(&r.collection_name, &r.partition_name)
+                .await?;
             Ok(status::success())
         })
         .await
     }
 
-    async fn has_partition(&self, r: Request<HasPartitionRequest>) -> Result<Response<BoolResponse>, tonic::Status> {
+    async fn has_partition(
+        &self,
+        r: Request<HasPartitionRequest>,
+    ) -> Result<Response<BoolResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("HasPartition", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
-            Ok(BoolResponse { status: Some(status::success()), value: c.partition_id(&r.partition_name).is_ok() })
+            Ok(BoolResponse {
+                status: Some(status::success()),
+                value: c.partition_id(&r.partition_name).is_ok(),
+            })
         })
         .await
     }
 
-    async fn show_partitions(&self, r: Request<ShowPartitionsRequest>) -> Result<Response<ShowPartitionsResponse>, tonic::Status> {
+    async fn show_partitions(
+        &self,
+        r: Request<ShowPartitionsRequest>,
+    ) -> Result<Response<ShowPartitionsResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("ShowPartitions", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
             let loaded = c.is_loaded();
             let m = c.meta.read();
-            let mut resp = ShowPartitionsResponse { status: Some(status::success()), ..Default::default() };
+            let mut resp = ShowPartitionsResponse {
+                status: Some(status::success()),
+                ..Default::default()
+            };
             for p in &m.partitions {
                 if !r.partition_names.is_empty() && !r.partition_names.contains(&p.name) {
                     continue;
@@ -475,15 +689,20 @@ impl milvus_service_server::MilvusService for Proxy {
                 resp.partition_names.push(p.name.clone());
                 resp.partition_i_ds.push(p.id);
                 resp.created_timestamps.push(p.created_ts);
-                resp.created_utc_timestamps.push(ferrovus_core::tso::physical_ms(p.created_ts));
-                resp.in_memory_percentages.push(if loaded { 100 } else { 0 });
+                resp.created_utc_timestamps
+                    .push(ferrovus_core::tso::physical_ms(p.created_ts));
+                resp.in_memory_percentages
+                    .push(if loaded { 100 } else { 0 });
             }
             Ok(resp)
         })
         .await
     }
 
-    async fn get_partition_statistics(&self, r: Request<GetPartitionStatisticsRequest>) -> Result<Response<GetPartitionStatisticsResponse>, tonic::Status> {
+    async fn get_partition_statistics(
+        &self,
+        r: Request<GetPartitionStatisticsRequest>,
+    ) -> Result<Response<GetPartitionStatisticsResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetPartitionStatistics", async {
             check_db(&r.db_name)?;
@@ -504,17 +723,29 @@ impl milvus_service_server::MilvusService for Proxy {
             });
             c.set_loaded(was_loaded);
             let n = res?.count.unwrap_or(0);
-            Ok(GetPartitionStatisticsResponse { status: Some(status::success()), stats: vec![kv("row_count", n.to_string())] })
+            Ok(GetPartitionStatisticsResponse {
+                status: Some(status::success()),
+                stats: vec![kv("row_count", n.to_string())],
+            })
         })
         .await
     }
 
-    async fn load_collection(&self, r: Request<LoadCollectionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn load_collection(
+        &self,
+        r: Request<LoadCollectionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("LoadCollection", async {
             check_db(&r.db_name)?;
             if r.replica_number > 1 {
-                return Err(ApiError::invalid("replica_number", format!("standalone serves one replica, got replica_number {}", r.replica_number)));
+                return Err(ApiError::invalid(
+                    "replica_number",
+                    format!(
+                        "standalone serves one replica, got replica_number {}",
+                        r.replica_number
+                    ),
+                ));
             }
             self.db.load(&r.collection_name).await?;
             Ok(status::success())
@@ -522,7 +753,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn load_partitions(&self, r: Request<LoadPartitionsRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn load_partitions(
+        &self,
+        r: Request<LoadPartitionsRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("LoadPartitions", async {
             check_db(&r.db_name)?;
@@ -536,7 +770,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn release_collection(&self, r: Request<ReleaseCollectionRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn release_collection(
+        &self,
+        r: Request<ReleaseCollectionRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("ReleaseCollection", async {
             check_db(&r.db_name)?;
@@ -546,7 +783,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn release_partitions(&self, r: Request<ReleasePartitionsRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn release_partitions(
+        &self,
+        r: Request<ReleasePartitionsRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("ReleasePartitions", async {
             check_db(&r.db_name)?;
@@ -559,37 +799,59 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn get_loading_progress(&self, r: Request<GetLoadingProgressRequest>) -> Result<Response<GetLoadingProgressResponse>, tonic::Status> {
+    async fn get_loading_progress(
+        &self,
+        r: Request<GetLoadingProgressRequest>,
+    ) -> Result<Response<GetLoadingProgressResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetLoadingProgress", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
             if !c.is_loaded() {
-                return Err(ferrovus_core::CoreError::CollectionNotLoaded(r.collection_name.clone()).into());
+                return Err(ferrovus_core::CoreError::CollectionNotLoaded(
+                    r.collection_name.clone(),
+                )
+                .into());
             }
-            Ok(GetLoadingProgressResponse { status: Some(status::success()), progress: 100, refresh_progress: 100 })
+            Ok(GetLoadingProgressResponse {
+                status: Some(status::success()),
+                progress: 100,
+                refresh_progress: 100,
+            })
         })
         .await
     }
 
-    async fn get_load_state(&self, r: Request<GetLoadStateRequest>) -> Result<Response<GetLoadStateResponse>, tonic::Status> {
+    async fn get_load_state(
+        &self,
+        r: Request<GetLoadStateRequest>,
+    ) -> Result<Response<GetLoadStateResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetLoadState", async {
             check_db(&r.db_name)?;
             if self.db.collection(&r.collection_name).is_err() {
-                return Ok(GetLoadStateResponse { status: Some(status::success()), state: common::LoadState::NotExist as i32 });
+                return Ok(GetLoadStateResponse {
+                    status: Some(status::success()),
+                    state: common::LoadState::NotExist as i32,
+                });
             }
             let state = match self.db.load_state(&r.collection_name)? {
                 LoadState::Loaded => common::LoadState::Loaded,
                 LoadState::Loading => common::LoadState::Loading,
                 LoadState::NotLoad => common::LoadState::NotLoad,
             };
-            Ok(GetLoadStateResponse { status: Some(status::success()), state: state as i32 })
+            Ok(GetLoadStateResponse {
+                status: Some(status::success()),
+                state: state as i32,
+            })
         })
         .await
     }
 
-    async fn create_alias(&self, r: Request<CreateAliasRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn create_alias(
+        &self,
+        r: Request<CreateAliasRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("CreateAlias", async {
             check_db(&r.db_name)?;
@@ -599,7 +861,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn drop_alias(&self, r: Request<DropAliasRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn drop_alias(
+        &self,
+        r: Request<DropAliasRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("DropAlias", async {
             check_db(&r.db_name)?;
@@ -609,7 +874,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn alter_alias(&self, r: Request<AlterAliasRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn alter_alias(
+        &self,
+        r: Request<AlterAliasRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("AlterAlias", async {
             check_db(&r.db_name)?;
@@ -619,57 +887,101 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn describe_alias(&self, r: Request<DescribeAliasRequest>) -> Result<Response<DescribeAliasResponse>, tonic::Status> {
+    async fn describe_alias(
+        &self,
+        r: Request<DescribeAliasRequest>,
+    ) -> Result<Response<DescribeAliasResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("DescribeAlias", async {
             check_db(&r.db_name)?;
-            let target = self.db.alias_target(&r.alias).ok_or_else(|| ApiError::invalid("alias", format!("alias {} not found", r.alias)))?;
-            Ok(DescribeAliasResponse { status: Some(status::success()), db_name: "default".into(), alias: r.alias.clone(), collection: target })
+            let target = self.db.alias_target(&r.alias).ok_or_else(|| {
+                ApiError::invalid("alias", format!("alias {} not found", r.alias))
+            })?;
+            Ok(DescribeAliasResponse {
+                status: Some(status::success()),
+                db_name: "default".into(),
+                alias: r.alias.clone(),
+                collection: target,
+            })
         })
         .await
     }
 
-    async fn list_aliases(&self, r: Request<ListAliasesRequest>) -> Result<Response<ListAliasesResponse>, tonic::Status> {
+    async fn list_aliases(
+        &self,
+        r: Request<ListAliasesRequest>,
+    ) -> Result<Response<ListAliasesResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("ListAliases", async {
             check_db(&r.db_name)?;
             let aliases = if r.collection_name.is_empty() {
-                self.db.list_collections().iter().flat_map(|c| self.db.aliases_of(&c.name())).collect()
+                self.db
+                    .list_collections()
+                    .iter()
+                    .flat_map(|c| self.db.aliases_of(&c.name()))
+                    .collect()
             } else {
                 let c = self.db.collection(&r.collection_name)?;
                 self.db.aliases_of(&c.name())
             };
-            Ok(ListAliasesResponse { status: Some(status::success()), db_name: "default".into(), collection_name: r.collection_name.clone(), aliases })
+            Ok(ListAliasesResponse {
+                status: Some(status::success()),
+                db_name: "default".into(),
+                collection_name: r.collection_name.clone(),
+                aliases,
+            })
         })
         .await
     }
 
-    async fn create_index(&self, r: Request<CreateIndexRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn create_index(
+        &self,
+        r: Request<CreateIndexRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("CreateIndex", async {
             check_db(&r.db_name)?;
             let params = index_params(&r.extra_params)?;
-            self.db.create_index(&r.collection_name, &r.field_name, &r.index_name, params).await?;
+            self.db
+                .create_index(&r.collection_name, &r.field_name, &r.index_name, params)
+                .await?;
             Ok(status::success())
         })
         .await
     }
 
-    async fn describe_index(&self, r: Request<DescribeIndexRequest>) -> Result<Response<DescribeIndexResponse>, tonic::Status> {
+    async fn describe_index(
+        &self,
+        r: Request<DescribeIndexRequest>,
+    ) -> Result<Response<DescribeIndexResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("DescribeIndex", async {
             check_db(&r.db_name)?;
-            let name = if r.index_name.is_empty() { r.field_name.as_str() } else { r.index_name.as_str() };
+            let name = if r.index_name.is_empty() {
+                r.field_name.as_str()
+            } else {
+                r.index_name.as_str()
+            };
             let list = self.db.describe_indexes(&r.collection_name, name)?;
             let descs = list
                 .into_iter()
                 .map(|(s, done, total)| {
-                    let mut params = vec![kv("index_type", s.index_type.as_str()), kv("metric_type", s.metric.as_str())];
+                    let mut params = vec![
+                        kv("index_type", s.index_type.as_str()),
+                        kv("metric_type", s.metric.as_str()),
+                    ];
                     let user: serde_json::Map<String, serde_json::Value> = s
                         .params
                         .iter()
                         .filter(|(k, _)| !matches!(k.as_str(), "index_type" | "metric_type"))
-                        .map(|(k, v)| (k.clone(), v.parse::<i64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(v.clone()))))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.parse::<i64>()
+                                    .map(serde_json::Value::from)
+                                    .unwrap_or(serde_json::Value::String(v.clone())),
+                            )
+                        })
                         .collect();
                     if !user.is_empty() {
                         params.push(kv("params", serde_json::Value::Object(user).to_string()));
@@ -682,65 +994,112 @@ impl milvus_service_server::MilvusService for Proxy {
                         field_name: s.field_name,
                         indexed_rows: done as i64,
                         total_rows: total as i64,
-                        state: if finished { common::IndexState::Finished } else { common::IndexState::InProgress } as i32,
+                        state: if finished {
+                            common::IndexState::Finished
+                        } else {
+                            common::IndexState::InProgress
+                        } as i32,
                         pending_index_rows: (total - done.min(total)) as i64,
                         ..Default::default()
                     }
                 })
                 .collect();
-            Ok(DescribeIndexResponse { status: Some(status::success()), index_descriptions: descs })
+            Ok(DescribeIndexResponse {
+                status: Some(status::success()),
+                index_descriptions: descs,
+            })
         })
         .await
     }
 
-    async fn get_index_state(&self, r: Request<GetIndexStateRequest>) -> Result<Response<GetIndexStateResponse>, tonic::Status> {
+    async fn get_index_state(
+        &self,
+        r: Request<GetIndexStateRequest>,
+    ) -> Result<Response<GetIndexStateResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetIndexState", async {
             check_db(&r.db_name)?;
-            let name = if r.index_name.is_empty() { r.field_name.as_str() } else { r.index_name.as_str() };
+            let name = if r.index_name.is_empty() {
+                r.field_name.as_str()
+            } else {
+                r.index_name.as_str()
+            };
             let list = self.db.describe_indexes(&r.collection_name, name)?;
             let finished = list.iter().all(|(_, d, t)| d >= t);
             Ok(GetIndexStateResponse {
                 status: Some(status::success()),
-                state: if finished { common::IndexState::Finished } else { common::IndexState::InProgress } as i32,
+                state: if finished {
+                    common::IndexState::Finished
+                } else {
+                    common::IndexState::InProgress
+                } as i32,
                 fail_reason: String::new(),
             })
         })
         .await
     }
 
-    async fn get_index_build_progress(&self, r: Request<GetIndexBuildProgressRequest>) -> Result<Response<GetIndexBuildProgressResponse>, tonic::Status> {
+    async fn get_index_build_progress(
+        &self,
+        r: Request<GetIndexBuildProgressRequest>,
+    ) -> Result<Response<GetIndexBuildProgressResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetIndexBuildProgress", async {
             check_db(&r.db_name)?;
-            let name = if r.index_name.is_empty() { r.field_name.as_str() } else { r.index_name.as_str() };
+            let name = if r.index_name.is_empty() {
+                r.field_name.as_str()
+            } else {
+                r.index_name.as_str()
+            };
             let list = self.db.describe_indexes(&r.collection_name, name)?;
             let (d, t) = list.iter().fold((0, 0), |(a, b), (_, d, t)| (a + d, b + t));
-            Ok(GetIndexBuildProgressResponse { status: Some(status::success()), indexed_rows: d as i64, total_rows: t as i64 })
+            Ok(GetIndexBuildProgressResponse {
+                status: Some(status::success()),
+                indexed_rows: d as i64,
+                total_rows: t as i64,
+            })
         })
         .await
     }
 
-    async fn drop_index(&self, r: Request<DropIndexRequest>) -> Result<Response<Status>, tonic::Status> {
+    async fn drop_index(
+        &self,
+        r: Request<DropIndexRequest>,
+    ) -> Result<Response<Status>, tonic::Status> {
         let r = r.into_inner();
         self.run("DropIndex", async {
             check_db(&r.db_name)?;
-            self.db.drop_index(&r.collection_name, &r.field_name, &r.index_name).await?;
+            self.db
+                .drop_index(&r.collection_name, &r.field_name, &r.index_name)
+                .await?;
             Ok(status::success())
         })
         .await
     }
 
-    async fn insert(&self, r: Request<InsertRequest>) -> Result<Response<MutationResult>, tonic::Status> {
+    async fn insert(
+        &self,
+        r: Request<InsertRequest>,
+    ) -> Result<Response<MutationResult>, tonic::Status> {
         let r = r.into_inner();
         self.run("Insert", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
             let batch = field_data_to_batch(&r.fields_data, &c.schema)?;
             if r.num_rows as usize != batch.num_rows() && r.num_rows != 0 {
-                return Err(ApiError::invalid("num_rows", format!("num_rows is {} but the columns have {} rows", r.num_rows, batch.num_rows())));
+                return Err(ApiError::invalid(
+                    "num_rows",
+                    format!(
+                        "num_rows is {} but the columns have {} rows",
+                        r.num_rows,
+                        batch.num_rows()
+                    ),
+                ));
             }
-            let res = self.db.insert(&r.collection_name, &r.partition_name, batch).await?;
+            let res = self
+                .db
+                .insert(&r.collection_name, &r.partition_name, batch)
+                .await?;
             self.metrics.rows_inserted(res.insert_count);
             Ok(MutationResult {
                 status: Some(status::success()),
@@ -754,7 +1113,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn upsert(&self, r: Request<UpsertRequest>) -> Result<Response<MutationResult>, tonic::Status> {
+    async fn upsert(
+        &self,
+        r: Request<UpsertRequest>,
+    ) -> Result<Response<MutationResult>, tonic::Status> {
         let r = r.into_inner();
         self.run("Upsert", async {
             check_db(&r.db_name)?;
@@ -763,7 +1125,10 @@ impl milvus_service_server::MilvusService for Proxy {
             }
             let c = self.db.collection(&r.collection_name)?;
             let batch = field_data_to_batch(&r.fields_data, &c.schema)?;
-            let res = self.db.upsert(&r.collection_name, &r.partition_name, batch).await?;
+            let res = self
+                .db
+                .upsert(&r.collection_name, &r.partition_name, batch)
+                .await?;
             self.metrics.rows_inserted(res.upsert_count);
             Ok(MutationResult {
                 status: Some(status::success()),
@@ -778,13 +1143,19 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn delete(&self, r: Request<DeleteRequest>) -> Result<Response<MutationResult>, tonic::Status> {
+    async fn delete(
+        &self,
+        r: Request<DeleteRequest>,
+    ) -> Result<Response<MutationResult>, tonic::Status> {
         let r = r.into_inner();
         self.run("Delete", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
             let params = template_values(&r.expr_template_values);
-            let res = self.db.delete(&r.collection_name, &r.partition_name, &r.expr, &params).await?;
+            let res = self
+                .db
+                .delete(&r.collection_name, &r.partition_name, &r.expr, &params)
+                .await?;
             // pymilvus returns a dict with delete_count only when the response carries no IDs.
             let _ = &c;
             Ok(MutationResult {
@@ -797,13 +1168,18 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn search(&self, r: Request<SearchRequest>) -> Result<Response<SearchResults>, tonic::Status> {
+    async fn search(
+        &self,
+        r: Request<SearchRequest>,
+    ) -> Result<Response<SearchResults>, tonic::Status> {
         let r = r.into_inner();
         self.run("Search", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
             let req = self.search_params(&r)?;
-            let round = kv_get(&r.search_params, "round_decimal").and_then(|v| v.trim().parse::<i32>().ok()).unwrap_or(-1);
+            let round = kv_get(&r.search_params, "round_decimal")
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                .unwrap_or(-1);
             let db = self.db.clone();
             let res = tokio::task::spawn_blocking(move || db.search(&req))
                 .await
@@ -816,7 +1192,8 @@ impl milvus_service_server::MilvusService for Proxy {
                 }
             }
             let all_ids: Vec<_> = res.ids.iter().flatten().cloned().collect();
-            let mut fields_data: Vec<ps::FieldData> = res.fields.iter().map(column_to_field_data).collect();
+            let mut fields_data: Vec<ps::FieldData> =
+                res.fields.iter().map(column_to_field_data).collect();
             filter_dynamic(&mut fields_data, &r.output_fields, &c.schema);
             Ok(SearchResults {
                 status: Some(status::success()),
@@ -825,7 +1202,11 @@ impl milvus_service_server::MilvusService for Proxy {
                     top_k: res.topk as i64,
                     fields_data,
                     scores,
-                    ids: Some(if all_ids.is_empty() { empty_ids(&c.schema) } else { ids_to_proto(&all_ids) }),
+                    ids: Some(if all_ids.is_empty() {
+                        empty_ids(&c.schema)
+                    } else {
+                        ids_to_proto(&all_ids)
+                    }),
                     topks: res.ids.iter().map(|v| v.len() as i64).collect(),
                     output_fields: r.output_fields.clone(),
                     primary_field_name: c.schema.primary_field().name.clone(),
@@ -838,17 +1219,31 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn hybrid_search(&self, _r: Request<HybridSearchRequest>) -> Result<Response<SearchResults>, tonic::Status> {
-        self.run("HybridSearch", async { Err::<SearchResults, _>(ApiError::Unimplemented("HybridSearch")) }).await
+    async fn hybrid_search(
+        &self,
+        _r: Request<HybridSearchRequest>,
+    ) -> Result<Response<SearchResults>, tonic::Status> {
+        self.run("HybridSearch", async {
+            Err::<SearchResults, _>(ApiError::Unimplemented("HybridSearch"))
+        })
+        .await
     }
 
-    async fn query(&self, r: Request<QueryRequest>) -> Result<Response<QueryResults>, tonic::Status> {
+    async fn query(
+        &self,
+        r: Request<QueryRequest>,
+    ) -> Result<Response<QueryResults>, tonic::Status> {
         let r = r.into_inner();
         self.run("Query", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
-            let limit = kv_get(&r.query_params, "limit").map(|v| parse_usize("limit", v)).transpose()?;
-            let offset = kv_get(&r.query_params, "offset").map(|v| parse_usize("offset", v)).transpose()?.unwrap_or(0);
+            let limit = kv_get(&r.query_params, "limit")
+                .map(|v| parse_usize("limit", v))
+                .transpose()?;
+            let offset = kv_get(&r.query_params, "offset")
+                .map(|v| parse_usize("offset", v))
+                .transpose()?
+                .unwrap_or(0);
             let req = CoreQuery {
                 collection: r.collection_name.clone(),
                 partitions: r.partition_names.clone(),
@@ -870,7 +1265,9 @@ impl milvus_service_server::MilvusService for Proxy {
                         r#type: ps::DataType::Int64 as i32,
                         field_name: "count(*)".into(),
                         field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
-                            data: Some(ps::scalar_field::Data::LongData(ps::LongArray { data: vec![count as i64] })),
+                            data: Some(ps::scalar_field::Data::LongData(ps::LongArray {
+                                data: vec![count as i64],
+                            })),
                         })),
                         ..Default::default()
                     }],
@@ -880,11 +1277,20 @@ impl milvus_service_server::MilvusService for Proxy {
                     ..Default::default()
                 });
             }
-            let mut fields_data: Vec<ps::FieldData> = res.fields.iter().map(column_to_field_data).collect();
+            let mut fields_data: Vec<ps::FieldData> =
+                res.fields.iter().map(column_to_field_data).collect();
             filter_dynamic(&mut fields_data, &r.output_fields, &c.schema);
-            let output_fields = res.fields.iter().filter(|f| !f.is_dynamic).map(|f| f.name.clone()).chain(
-                r.output_fields.iter().filter(|n| c.schema.field(n).is_none() && *n != "*").cloned(),
-            );
+            let output_fields = res
+                .fields
+                .iter()
+                .filter(|f| !f.is_dynamic)
+                .map(|f| f.name.clone())
+                .chain(
+                    r.output_fields
+                        .iter()
+                        .filter(|n| c.schema.field(n).is_none() && *n != "*")
+                        .cloned(),
+                );
             Ok(QueryResults {
                 status: Some(status::success()),
                 fields_data,
@@ -897,25 +1303,44 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn flush(&self, r: Request<FlushRequest>) -> Result<Response<FlushResponse>, tonic::Status> {
+    async fn flush(
+        &self,
+        r: Request<FlushRequest>,
+    ) -> Result<Response<FlushResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("Flush", async {
             check_db(&r.db_name)?;
-            let mut resp = FlushResponse { status: Some(status::success()), db_name: "default".into(), ..Default::default() };
+            let mut resp = FlushResponse {
+                status: Some(status::success()),
+                db_name: "default".into(),
+                ..Default::default()
+            };
             for name in &r.collection_names {
                 self.db.flush(name).await?;
                 let c = self.db.collection(name)?;
-                let ids: Vec<i64> = c.shards.iter().flat_map(|s| s.segment_infos()).filter(|s| s.3).map(|s| s.0).collect();
-                resp.coll_seg_i_ds.insert(name.clone(), ps::LongArray { data: ids.clone() });
-                resp.flush_coll_seg_i_ds.insert(name.clone(), ps::LongArray { data: ids });
-                resp.coll_flush_ts.insert(name.clone(), self.db.alloc_timestamp().await?);
+                let ids: Vec<i64> = c
+                    .shards
+                    .iter()
+                    .flat_map(|s| s.segment_infos())
+                    .filter(|s| s.3)
+                    .map(|s| s.0)
+                    .collect();
+                resp.coll_seg_i_ds
+                    .insert(name.clone(), ps::LongArray { data: ids.clone() });
+                resp.flush_coll_seg_i_ds
+                    .insert(name.clone(), ps::LongArray { data: ids });
+                resp.coll_flush_ts
+                    .insert(name.clone(), self.db.alloc_timestamp().await?);
             }
             Ok(resp)
         })
         .await
     }
 
-    async fn get_flush_state(&self, r: Request<GetFlushStateRequest>) -> Result<Response<GetFlushStateResponse>, tonic::Status> {
+    async fn get_flush_state(
+        &self,
+        r: Request<GetFlushStateRequest>,
+    ) -> Result<Response<GetFlushStateResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetFlushState", async {
             check_db(&r.db_name)?;
@@ -923,12 +1348,18 @@ impl milvus_service_server::MilvusService for Proxy {
                 self.db.collection(&r.collection_name)?;
             }
             // Flush is synchronous: once Flush answered, its data is persisted.
-            Ok(GetFlushStateResponse { status: Some(status::success()), flushed: true })
+            Ok(GetFlushStateResponse {
+                status: Some(status::success()),
+                flushed: true,
+            })
         })
         .await
     }
 
-    async fn get_persistent_segment_info(&self, r: Request<GetPersistentSegmentInfoRequest>) -> Result<Response<GetPersistentSegmentInfoResponse>, tonic::Status> {
+    async fn get_persistent_segment_info(
+        &self,
+        r: Request<GetPersistentSegmentInfoRequest>,
+    ) -> Result<Response<GetPersistentSegmentInfoResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetPersistentSegmentInfo", async {
             check_db(&r.db_name)?;
@@ -943,17 +1374,27 @@ impl milvus_service_server::MilvusService for Proxy {
                     collection_id: c.id(),
                     partition_id: pid,
                     num_rows: rows as i64,
-                    state: if sealed { common::SegmentState::Flushed } else { common::SegmentState::Growing } as i32,
+                    state: if sealed {
+                        common::SegmentState::Flushed
+                    } else {
+                        common::SegmentState::Growing
+                    } as i32,
                     insert_channel: format!("ferrovus-dml_{i}_{}v{i}", c.id()),
                     ..Default::default()
                 })
                 .collect();
-            Ok(GetPersistentSegmentInfoResponse { status: Some(status::success()), infos })
+            Ok(GetPersistentSegmentInfoResponse {
+                status: Some(status::success()),
+                infos,
+            })
         })
         .await
     }
 
-    async fn get_query_segment_info(&self, r: Request<GetQuerySegmentInfoRequest>) -> Result<Response<GetQuerySegmentInfoResponse>, tonic::Status> {
+    async fn get_query_segment_info(
+        &self,
+        r: Request<GetQuerySegmentInfoRequest>,
+    ) -> Result<Response<GetQuerySegmentInfoResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetQuerySegmentInfo", async {
             check_db(&r.db_name)?;
@@ -969,16 +1410,26 @@ impl milvus_service_server::MilvusService for Proxy {
                     num_rows: rows as i64,
                     node_id: 1,
                     node_ids: vec![1],
-                    state: if sealed { common::SegmentState::Sealed } else { common::SegmentState::Growing } as i32,
+                    state: if sealed {
+                        common::SegmentState::Sealed
+                    } else {
+                        common::SegmentState::Growing
+                    } as i32,
                     ..Default::default()
                 })
                 .collect();
-            Ok(GetQuerySegmentInfoResponse { status: Some(status::success()), infos })
+            Ok(GetQuerySegmentInfoResponse {
+                status: Some(status::success()),
+                infos,
+            })
         })
         .await
     }
 
-    async fn get_replicas(&self, r: Request<GetReplicasRequest>) -> Result<Response<GetReplicasResponse>, tonic::Status> {
+    async fn get_replicas(
+        &self,
+        r: Request<GetReplicasRequest>,
+    ) -> Result<Response<GetReplicasResponse>, tonic::Status> {
         let r = r.into_inner();
         self.run("GetReplicas", async {
             check_db(&r.db_name)?;
@@ -991,7 +1442,12 @@ impl milvus_service_server::MilvusService for Proxy {
                     collection_id: m.id,
                     partition_ids: m.partitions.iter().map(|p| p.id).collect(),
                     shard_replicas: (0..m.num_shards)
-                        .map(|s| ShardReplica { leader_id: 1, leader_addr: "localhost".into(), dm_channel_name: format!("ferrovus-dml_{s}_{}v{s}", m.id), node_ids: vec![1] })
+                        .map(|s| ShardReplica {
+                            leader_id: 1,
+                            leader_addr: "localhost".into(),
+                            dm_channel_name: format!("ferrovus-dml_{s}_{}v{s}", m.id),
+                            node_ids: vec![1],
+                        })
                         .collect(),
                     node_ids: vec![1],
                     resource_group_name: "__default_resource_group".into(),
@@ -1002,7 +1458,10 @@ impl milvus_service_server::MilvusService for Proxy {
         .await
     }
 
-    async fn get_metrics(&self, _r: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, tonic::Status> {
+    async fn get_metrics(
+        &self,
+        _r: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, tonic::Status> {
         self.run("GetMetrics", async {
             let (collections, rows, segments, memory) = self.db.totals();
             let body = serde_json::json!({ "collections": collections, "rows": rows, "segments": segments, "memory_bytes": memory });
@@ -1018,17 +1477,27 @@ mod tests {
 
     #[test]
     fn index_params_flatten_json() {
-        let p = index_params(&[kv("index_type", "HNSW"), kv("metric_type", "L2"), kv("params", r#"{"M": 8, "efConstruction": 64}"#)]).unwrap();
+        let p = index_params(&[
+            kv("index_type", "HNSW"),
+            kv("metric_type", "L2"),
+            kv("params", r#"{"M": 8, "efConstruction": 64}"#),
+        ])
+        .unwrap();
         assert_eq!(p.get("M").map(String::as_str), Some("8"));
         assert_eq!(p.get("efConstruction").map(String::as_str), Some("64"));
         assert_eq!(p.get("index_type").map(String::as_str), Some("HNSW"));
-        let e = index_params(&[kv("params", "{not json")]).unwrap_err().to_string();
+        let e = index_params(&[kv("params", "{not json")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("params"), "{e}");
     }
 
     #[test]
     fn db_names() {
         assert!(check_db("").is_ok() && check_db("default").is_ok());
-        assert_eq!(check_db("other").unwrap_err().code(), ferrovus_proto::codes::DATABASE_NOT_FOUND);
+        assert_eq!(
+            check_db("other").unwrap_err().code(),
+            ferrovus_proto::codes::DATABASE_NOT_FOUND
+        );
     }
 }

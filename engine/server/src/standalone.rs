@@ -9,7 +9,9 @@ use std::time::Duration;
 use ferrovus_core::Database;
 use ferrovus_core::store::{MetaStore, ObjectStore};
 use ferrovus_proto::MilvusServiceServer;
-use ferrovus_storage::{EtcdConfig, EtcdMetaStore, LocalObjectStore, RedbMetaStore, S3Config, S3ObjectStore};
+use ferrovus_storage::{
+    EtcdConfig, EtcdMetaStore, LocalObjectStore, RedbMetaStore, S3Config, S3ObjectStore,
+};
 use thiserror::Error;
 
 use crate::config::{Config, MetaKind, StorageKind};
@@ -24,19 +26,33 @@ pub enum ServeError {
     #[error("database: {0}")]
     Core(#[from] ferrovus_core::CoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Server(String),
 }
 
-pub async fn open_stores(cfg: &Config) -> Result<(Arc<dyn MetaStore>, Arc<dyn ObjectStore>), ServeError> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+pub async fn open_stores(
+    cfg: &Config,
+) -> Result<(Arc<dyn MetaStore>, Arc<dyn ObjectStore>), ServeError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
     let meta: Arc<dyn MetaStore> = match cfg.meta.kind {
         MetaKind::Embedded => Arc::new(RedbMetaStore::open(cfg.data_dir.join("meta.redb")).await?),
         MetaKind::Etcd => {
-            let ec = EtcdConfig::new(cfg.meta.etcd_endpoints.clone(), format!("{}/", cfg.meta.etcd_prefix.trim_end_matches('/')));
+            let ec = EtcdConfig::new(
+                cfg.meta.etcd_endpoints.clone(),
+                format!("{}/", cfg.meta.etcd_prefix.trim_end_matches('/')),
+            );
             Arc::new(EtcdMetaStore::connect(ec).await?)
         }
     };
@@ -65,15 +81,22 @@ pub async fn open_stores(cfg: &Config) -> Result<(Arc<dyn MetaStore>, Arc<dyn Ob
 /// Run standalone until `shutdown` resolves; then stop accepting, finish in-flight requests and
 /// return. Every acknowledged write is already durable in the log, so no flush is needed to be
 /// safe; a flush is still attempted to shorten the next start-up.
-pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::new());
     *health.reason.write() = "recovering".into();
 
     // HTTP first, so liveness answers while recovery runs.
     let http_addr = format!("{}:{}", cfg.http.listen, cfg.http.port);
-    let http_listener =
-        tokio::net::TcpListener::bind(&http_addr).await.map_err(|source| ServeError::Bind { addr: http_addr.clone(), source })?;
+    let http_listener = tokio::net::TcpListener::bind(&http_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: http_addr.clone(),
+            source,
+        })?;
     let app = router(health.clone(), metrics.clone());
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
@@ -91,8 +114,16 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
 
     let grpc_addr: SocketAddr = format!("{}:{}", cfg.grpc.listen, cfg.grpc.port)
         .parse()
-        .map_err(|e| ServeError::Bind { addr: format!("{}:{}", cfg.grpc.listen, cfg.grpc.port), source: std::io::Error::other(e) })?;
-    let grpc_listener = tokio::net::TcpListener::bind(grpc_addr).await.map_err(|source| ServeError::Bind { addr: grpc_addr.to_string(), source })?;
+        .map_err(|e| ServeError::Bind {
+            addr: format!("{}:{}", cfg.grpc.listen, cfg.grpc.port),
+            source: std::io::Error::other(e),
+        })?;
+    let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: grpc_addr.to_string(),
+            source,
+        })?;
     let service = MilvusServiceServer::new(Proxy::new(db.clone(), metrics.clone()))
         .max_decoding_message_size(cfg.grpc.max_message_bytes)
         .max_encoding_message_size(cfg.grpc.max_message_bytes);
