@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds the Ferrovus container images locally, with no registry: each image is
+# `FROM scratch` over a root filesystem this script assembles from a release
+# binary and the shared libraries `ldd` reports for it.
+#
+#   scripts/build-images.sh [operator|engine|all]     (default: all)
+#
+# Images:
+#   ferrovus/ferrovus-operator:$TAG   (operator/Dockerfile, binary ferrovus-operator)
+#   ferrovus/ferrovus:$TAG            (engine/Dockerfile if present, binary ferrovus)
+# Environment:
+#   TAG            image tag (default: the workspace version, e.g. 0.1.0); also tagged :dev
+#   CARGO_TARGET_DIR  where release binaries are (default: target)
+#   SKIP_BUILD=1   use existing release binaries instead of running cargo build
+#   KIND_CLUSTER   if set, `kind load docker-image` the images into that cluster
+#   K3D_CLUSTER    if set, `k3d image import` the images into that cluster
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+WHAT="${1:-all}"
+TAG="${TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+# assemble_rootfs BINARY DEST: DEST/rootfs with the binary in /usr/local/bin,
+# its shared libraries at their paths, /etc/passwd+group (uid 65532), CA certs, /tmp.
+assemble_rootfs() {
+  local bin="$1" dest="$2"
+  local rootfs="$dest/rootfs"
+  rm -rf "$rootfs"
+  mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/ssl/certs" "$rootfs/tmp"
+  chmod 1777 "$rootfs/tmp"
+  cp "$bin" "$rootfs/usr/local/bin/"
+  # shared libraries (absolute paths printed by ldd), incl. the dynamic loader
+  if ldd "$bin" > "$dest/ldd.txt" 2>&1; then
+    grep -oE '/[^ ]+' "$dest/ldd.txt" | sort -u | while read -r lib; do
+      [[ -e "$lib" ]] || continue
+      mkdir -p "$rootfs$(dirname "$lib")"
+      cp -L "$lib" "$rootfs$lib"
+    done
+  fi
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
+  fi
+  printf 'root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$rootfs/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' > "$rootfs/etc/group"
+  mkdir -p "$rootfs/home/nonroot"
+  # an empty directory the Dockerfiles may COPY --chown to writable paths
+  mkdir -p "$dest/empty"
+}
+
+build_image() {
+  local name="$1" binary="$2" dockerfile="$3" package="$4"
+  local bin="$TARGET_DIR/release/$binary"
+  if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release -p "$package" --bin "$binary"
+  fi
+  [[ -x "$bin" ]] || { echo "build-images: $bin not found" >&2; exit 1; }
+  local ctx
+  ctx="$(mktemp -d)"
+  assemble_rootfs "$bin" "$ctx"
+  cp "$dockerfile" "$ctx/Dockerfile"
+  docker build --quiet -t "$name:$TAG" -t "$name:dev" "$ctx" >&2
+  rm -rf "$ctx"
+  echo "build-images: built $name:$TAG ($name:dev)"
+  if [[ -n "${KIND_CLUSTER:-}" ]]; then kind load docker-image "$name:$TAG" --name "$KIND_CLUSTER"; fi
+  if [[ -n "${K3D_CLUSTER:-}" ]]; then k3d image import "$name:$TAG" -c "$K3D_CLUSTER"; fi
+}
+
+# ---- operator part ----
+build_operator() {
+  build_image ferrovus/ferrovus-operator ferrovus-operator operator/Dockerfile ferrovus-operator
+}
+
+# ---- engine part (the lead owns engine/; a default Dockerfile is used until engine/Dockerfile exists) ----
+build_engine() {
+  local dockerfile=engine/Dockerfile
+  if [[ ! -f "$dockerfile" ]]; then
+    dockerfile="$(mktemp)"
+    cat > "$dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+COPY --chown=65532:65532 empty/ /var/lib/ferrovus/
+USER 65532:65532
+ENV FERROVUS_DATA_DIR=/var/lib/ferrovus
+EXPOSE 19530 19531 9091
+ENTRYPOINT ["/usr/local/bin/ferrovus"]
+CMD ["standalone"]
+DOCKERFILE
+  fi
+  build_image ferrovus/ferrovus ferrovus "$dockerfile" ferrovus
+}
+
+case "$WHAT" in
+  operator) build_operator ;;
+  engine) build_engine ;;
+  all) build_operator; build_engine ;;
+  *) echo "usage: $0 [operator|engine|all]" >&2; exit 2 ;;
+esac
