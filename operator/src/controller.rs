@@ -219,6 +219,10 @@ impl<'a> Reconciler<'a> {
             }
             Err(e) => return Err(e),
         };
+        // an HPA that is no longer wanted would fight the replica count: remove it
+        // at once; other leftovers (e.g. in-cluster etcd after a switch to an
+        // external one) once the rollout is complete
+        self.prune(&planned, outcome.waiting.is_none()).await?;
         let phase = match &outcome.waiting {
             None => Phase::Ready,
             Some((Stage::Common | Stage::Dependencies, _)) => Phase::Pending,
@@ -244,12 +248,16 @@ impl<'a> Reconciler<'a> {
         self.mc.finalizers().iter().any(|f| f == FINALIZER)
     }
 
-    async fn set_finalizers(&self, finalizers: Vec<String>) -> Result<(), Error> {
+    async fn set_finalizers(
+        &self,
+        finalizers: Vec<String>,
+        resource_version: Option<String>,
+    ) -> Result<(), Error> {
         // resourceVersion makes this a compare-and-swap: a concurrent change of
         // the finalizer list fails with 409 and is retried
         let patch = json!({"metadata": {
             "finalizers": finalizers,
-            "resourceVersion": self.mc.resource_version(),
+            "resourceVersion": resource_version.or_else(|| self.mc.resource_version()),
         }});
         self.mc_api()
             .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -265,7 +273,7 @@ impl<'a> Reconciler<'a> {
         if wants && !has {
             let mut f = self.mc.finalizers().to_vec();
             f.push(FINALIZER.into());
-            self.set_finalizers(f).await?;
+            self.set_finalizers(f, None).await?;
         } else if !wants && has {
             let f = self
                 .mc
@@ -274,7 +282,7 @@ impl<'a> Reconciler<'a> {
                 .filter(|f| *f != FINALIZER)
                 .cloned()
                 .collect();
-            self.set_finalizers(f).await?;
+            self.set_finalizers(f, None).await?;
         }
         Ok(())
     }
@@ -282,6 +290,12 @@ impl<'a> Reconciler<'a> {
     async fn finalize(&self) -> Result<Action, Error> {
         if !self.has_finalizer() {
             return Ok(Action::await_change());
+        }
+        let mut status = self.old_status();
+        let mut resource_version = None;
+        if status.phase != Some(Phase::Deleting) {
+            status.phase = Some(Phase::Deleting);
+            resource_version = self.write_status(status).await?;
         }
         info!(cluster = %key(self.mc), "deleting persistent volume claims (deletionPolicy: Delete)");
         let selector = format!(
@@ -335,7 +349,7 @@ impl<'a> Reconciler<'a> {
             .filter(|f| *f != FINALIZER)
             .cloned()
             .collect();
-        self.set_finalizers(f).await?;
+        self.set_finalizers(f, resource_version).await?;
         Ok(Action::await_change())
     }
 
@@ -462,6 +476,56 @@ impl<'a> Reconciler<'a> {
             .await?;
         self.ctx.metrics.writes.inc();
         Ok(applied)
+    }
+
+    /// Deletes objects this cluster owns that the spec no longer asks for.
+    async fn prune(&self, planned: &[Planned], everything: bool) -> Result<(), Error> {
+        use kube::core::ApiResource;
+        let kinds: Vec<(ApiResource, bool)> = vec![
+            (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true),
+            (ApiResource::erase::<StatefulSet>(&()), everything),
+            (ApiResource::erase::<Deployment>(&()), everything),
+            (ApiResource::erase::<Service>(&()), everything),
+            (ApiResource::erase::<PodDisruptionBudget>(&()), everything),
+        ];
+        let uid = self.mc.metadata.uid.clone();
+        let selector = format!(
+            "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={MANAGED_BY}",
+            self.name
+        );
+        for (ar, enabled) in kinds {
+            if !enabled {
+                continue;
+            }
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.ctx.client.clone(), &self.namespace, &ar);
+            for obj in api
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+            {
+                let name = obj.name_any();
+                let wanted = planned
+                    .iter()
+                    .any(|p| p.child.kind() == ar.kind && p.child.name() == name);
+                let ours = obj
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+                if wanted || !ours || obj.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                info!(cluster = %key(self.mc), kind = %ar.kind, %name, "deleting object no longer in the spec");
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {
+                        self.ctx.metrics.writes.inc();
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn walk(&self, planned: &[Planned]) -> Result<Outcome, Error> {
@@ -769,17 +833,19 @@ impl<'a> Reconciler<'a> {
         Ok(Action::requeue(REQUEUE_DEGRADED))
     }
 
-    /// Server-side applies the status if it differs from the stored one.
-    async fn write_status(&self, status: MilvusClusterStatus) -> Result<(), Error> {
+    /// Server-side applies the status if it differs from the stored one;
+    /// returns the new resourceVersion when it wrote.
+    async fn write_status(&self, status: MilvusClusterStatus) -> Result<Option<String>, Error> {
         if self.mc.status.as_ref() == Some(&status) {
-            return Ok(());
+            return Ok(None);
         }
         let body = json!({
             "apiVersion": MilvusCluster::api_version(&()),
             "kind": MilvusCluster::kind(&()),
             "status": status,
         });
-        self.mc_api()
+        let written = self
+            .mc_api()
             .patch_status(
                 &self.name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -787,7 +853,7 @@ impl<'a> Reconciler<'a> {
             )
             .await?;
         self.ctx.metrics.writes.inc();
-        Ok(())
+        Ok(written.resource_version())
     }
 }
 

@@ -670,3 +670,85 @@ async fn condition_times_move_only_on_status_change() {
     assert_eq!(h.condition(READY).last_transition_time, ready_t);
     assert_eq!(h.condition(PROGRESSING).last_transition_time, prog_t);
 }
+
+#[tokio::test]
+async fn removing_autoscaling_deletes_the_hpa_and_restores_replicas() {
+    let h = Harness::new("minimal", |mc| {
+        mc["spec"]["components"] = json!({"proxy": {"autoscaling": {
+            "minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 60}}})
+    });
+    h.reconcile().await;
+    h.fake.make_workloads_ready();
+    h.converge().await;
+    let hpa = path(
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+        NS,
+        "demo-proxy",
+    );
+    assert!(h.fake.get(&hpa).is_some());
+    h.edit_spec(|s| s["components"] = json!({"proxy": {"replicas": 2}}));
+    h.reconcile().await;
+    assert!(h.fake.get(&hpa).is_none(), "HPA pruned");
+    assert_eq!(
+        h.fake.get(&deploy("demo-proxy")).unwrap()["spec"]["replicas"],
+        json!(2)
+    );
+}
+
+#[tokio::test]
+async fn switching_to_external_etcd_removes_the_in_cluster_one_after_the_rollout() {
+    let h = Harness::new("minimal", |_| {});
+    h.reconcile().await;
+    h.fake.make_workloads_ready();
+    h.converge().await;
+    h.edit_spec(|s| {
+        s["dependencies"] = json!({"etcd": {"external": {"endpoints": ["http://etcd.db:2379"]}}})
+    });
+    h.reconcile().await;
+    assert!(
+        h.fake.get(&sts("demo-etcd")).is_some(),
+        "kept while engine pods roll"
+    );
+    h.fake.make_workloads_ready();
+    h.converge().await;
+    assert!(h.fake.get(&sts("demo-etcd")).is_none());
+    assert!(
+        h.fake
+            .get(&path("v1", "services", NS, "demo-etcd"))
+            .is_none()
+    );
+    assert!(h.fake.get(&sts("demo-object-store")).is_some());
+    let env =
+        h.fake.get(&sts("demo-coordinator")).unwrap()["spec"]["template"]["spec"]["containers"][0]
+            ["env"]
+            .clone();
+    assert!(env.to_string().contains("http://etcd.db:2379"));
+}
+
+#[tokio::test]
+async fn objects_of_other_owners_are_never_pruned() {
+    let h = Harness::new("minimal", |_| {});
+    h.fake.put(
+        "horizontalpodautoscalers",
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "demo-foreign", "namespace": NS,
+                            "labels": {"app.kubernetes.io/instance": "demo",
+                                       "app.kubernetes.io/managed-by": "ferrovus-operator"},
+                            "ownerReferences": [{"apiVersion": "v1", "kind": "Foo", "name": "x",
+                                                 "uid": "someone-else", "controller": true}]}}),
+    );
+    h.reconcile().await;
+    h.fake.make_workloads_ready();
+    h.converge().await;
+    assert!(
+        h.fake
+            .get(&path(
+                "autoscaling/v2",
+                "horizontalpodautoscalers",
+                NS,
+                "demo-foreign"
+            ))
+            .is_some()
+    );
+}
