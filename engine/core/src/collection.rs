@@ -573,9 +573,8 @@ impl Collection {
                 count: Some(total as u64),
             });
         }
-        if req.limit.is_some() || req.offset > 0 {
-            rows.sort_by(|a, b| a.0.cmp(&b.0));
-        }
+        // Deterministic order: by primary key (paging with limit/offset relies on it).
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         let rows: Vec<_> = rows
             .into_iter()
             .skip(req.offset)
