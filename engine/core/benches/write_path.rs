@@ -31,8 +31,22 @@ fn batch(start: i64, n: usize) -> RowBatch {
     RowBatch {
         columns: vec![
             ("id".into(), Column::Int(ids.clone())),
-            ("tag".into(), Column::Int(ids.iter().map(|i| i % 100).collect())),
-            ("v".into(), Column::FloatVector { dim: DIM, data: ids.iter().flat_map(|i| (0..DIM).map(move |d| ((i * 31 + d as i64) % 97) as f32 / 97.0)).collect() }),
+            (
+                "tag".into(),
+                Column::Int(ids.iter().map(|i| i % 100).collect()),
+            ),
+            (
+                "v".into(),
+                Column::FloatVector {
+                    dim: DIM,
+                    data: ids
+                        .iter()
+                        .flat_map(|i| {
+                            (0..DIM).map(move |d| ((i * 31 + d as i64) % 97) as f32 / 97.0)
+                        })
+                        .collect(),
+                },
+            ),
         ],
     }
 }
@@ -82,11 +96,24 @@ impl ferrovus_core::store::ObjectStore for FsyncStore {
 
 fn open(rt: &tokio::runtime::Runtime) -> Arc<Database> {
     rt.block_on(async {
-        let store = Arc::new(FsyncStore { dir: tempfile::tempdir().expect("tempdir"), inner: MemoryObjectStore::default() });
-        let db = Database::open(Arc::new(MemoryMetaStore::default()), store, CoreConfig { seal_rows: usize::MAX, seal_bytes: usize::MAX, ..CoreConfig::default() })
+        let store = Arc::new(FsyncStore {
+            dir: tempfile::tempdir().expect("tempdir"),
+            inner: MemoryObjectStore::default(),
+        });
+        let db = Database::open(
+            Arc::new(MemoryMetaStore::default()),
+            store,
+            CoreConfig {
+                seal_rows: usize::MAX,
+                seal_bytes: usize::MAX,
+                ..CoreConfig::default()
+            },
+        )
+        .await
+        .expect("open");
+        db.create_collection(schema(), 1, Consistency::Strong, BTreeMap::new())
             .await
-            .expect("open");
-        db.create_collection(schema(), 1, Consistency::Strong, BTreeMap::new()).await.expect("create");
+            .expect("create");
         let mut p = BTreeMap::new();
         p.insert("index_type".to_string(), "FLAT".to_string());
         p.insert("metric_type".to_string(), "L2".to_string());
@@ -97,45 +124,61 @@ fn open(rt: &tokio::runtime::Runtime) -> Arc<Database> {
 }
 
 fn wal_group_commit(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("wal_append");
     g.sample_size(10);
     for writers in [1usize, 8] {
         let rows_per_call = 100;
         g.throughput(Throughput::Elements((writers * rows_per_call * 10) as u64));
-        g.bench_with_input(BenchmarkId::new("concurrent_writers", writers), &writers, |b, &writers| {
-            let db = open(&rt);
-            let mut next = 0i64;
-            b.iter(|| {
-                let base = next;
-                next += (writers * rows_per_call * 10) as i64;
-                rt.block_on(async {
-                    let mut tasks = Vec::new();
-                    for w in 0..writers {
-                        let db = db.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for k in 0..10 {
-                                let start = base + ((w * 10 + k) * rows_per_call) as i64;
-                                db.insert("b", "", batch(start, rows_per_call)).await.expect("insert");
-                            }
-                        }));
-                    }
-                    for t in tasks {
-                        t.await.expect("task");
-                    }
+        g.bench_with_input(
+            BenchmarkId::new("concurrent_writers", writers),
+            &writers,
+            |b, &writers| {
+                let db = open(&rt);
+                let mut next = 0i64;
+                b.iter(|| {
+                    let base = next;
+                    next += (writers * rows_per_call * 10) as i64;
+                    rt.block_on(async {
+                        let mut tasks = Vec::new();
+                        for w in 0..writers {
+                            let db = db.clone();
+                            tasks.push(tokio::spawn(async move {
+                                for k in 0..10 {
+                                    let start = base + ((w * 10 + k) * rows_per_call) as i64;
+                                    db.insert("b", "", batch(start, rows_per_call))
+                                        .await
+                                        .expect("insert");
+                                }
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.expect("task");
+                        }
+                    });
                 });
-            });
-        });
+            },
+        );
     }
     g.finish();
 }
 
 fn filtered_search(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let db = open(&rt);
     rt.block_on(async {
         for k in 0..20 {
-            db.insert("b", "", batch(k * 1000, 1000)).await.expect("insert");
+            db.insert("b", "", batch(k * 1000, 1000))
+                .await
+                .expect("insert");
         }
     });
     let q: Vec<f32> = (0..DIM).map(|d| d as f32 / DIM as f32).collect();

@@ -31,16 +31,34 @@ fn rows(r: std::ops::Range<i64>) -> RowBatch {
     RowBatch {
         columns: vec![
             ("id".into(), Column::Int(ids.clone())),
-            ("v".into(), Column::FloatVector { dim: 4, data: ids.iter().flat_map(|i| [*i as f32, 1.0, 0.5, -1.0]).collect() }),
+            (
+                "v".into(),
+                Column::FloatVector {
+                    dim: 4,
+                    data: ids
+                        .iter()
+                        .flat_map(|i| [*i as f32, 1.0, 0.5, -1.0])
+                        .collect(),
+                },
+            ),
         ],
     }
 }
 
 async fn open(etcd: &EtcdServer, moto: &MotoServer) -> Arc<Database> {
-    let meta: Arc<dyn MetaStore> =
-        Arc::new(EtcdMetaStore::connect(EtcdConfig::new([etcd.endpoint()], "ferrovus-test/")).await.expect("etcd"));
-    let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::connect(moto.s3_config("ferrovus", "cluster-a")).await.expect("s3"));
-    Database::open(meta, objects, CoreConfig::default()).await.expect("open database")
+    let meta: Arc<dyn MetaStore> = Arc::new(
+        EtcdMetaStore::connect(EtcdConfig::new([etcd.endpoint()], "ferrovus-test/"))
+            .await
+            .expect("etcd"),
+    );
+    let objects: Arc<dyn ObjectStore> = Arc::new(
+        S3ObjectStore::connect(moto.s3_config("ferrovus", "cluster-a"))
+            .await
+            .expect("s3"),
+    );
+    Database::open(meta, objects, CoreConfig::default())
+        .await
+        .expect("open database")
 }
 
 fn count(db: &Database) -> u64 {
@@ -61,11 +79,17 @@ fn count(db: &Database) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_survives_restart_on_etcd_and_s3() {
-    let Some(etcd) = EtcdServer::start().await else { return };
-    let Some(moto) = MotoServer::start().await else { return };
+    let Some(etcd) = EtcdServer::start().await else {
+        return;
+    };
+    let Some(moto) = MotoServer::start().await else {
+        return;
+    };
     {
         let db = open(&etcd, &moto).await;
-        db.create_collection(schema(), 2, Consistency::Strong, BTreeMap::new()).await.expect("create");
+        db.create_collection(schema(), 2, Consistency::Strong, BTreeMap::new())
+            .await
+            .expect("create");
         let mut p = BTreeMap::new();
         p.insert("index_type".to_string(), "HNSW".to_string());
         p.insert("metric_type".to_string(), "L2".to_string());
@@ -74,11 +98,17 @@ async fn database_survives_restart_on_etcd_and_s3() {
         db.insert("c", "", rows(0..500)).await.expect("insert");
         db.flush("c").await.expect("flush");
         db.insert("c", "", rows(500..800)).await.expect("insert");
-        db.delete("c", "", "id < 100", &HashMap::new()).await.expect("delete");
+        db.delete("c", "", "id < 100", &HashMap::new())
+            .await
+            .expect("delete");
         assert_eq!(count(&db), 700);
     }
     let db = open(&etcd, &moto).await;
-    assert_eq!(count(&db), 700, "every acknowledged write is back after reopening");
+    assert_eq!(
+        count(&db),
+        700,
+        "every acknowledged write is back after reopening"
+    );
     let ids = db
         .query(&QueryRequest {
             collection: "c".into(),
@@ -91,10 +121,19 @@ async fn database_survives_restart_on_etcd_and_s3() {
             guarantee_ts: 0,
         })
         .expect("query");
-    assert_eq!(ids.fields[0].column, Column::Int(vec![100, 101, 102, 103, 104]));
+    assert_eq!(
+        ids.fields[0].column,
+        Column::Int(vec![100, 101, 102, 103, 104])
+    );
     // The log and segments really are in the bucket.
-    let objects = S3ObjectStore::connect(moto.s3_config("ferrovus", "cluster-a")).await.expect("s3");
+    let objects = S3ObjectStore::connect(moto.s3_config("ferrovus", "cluster-a"))
+        .await
+        .expect("s3");
     let keys = objects.list("").await.expect("list");
     assert!(keys.iter().any(|k| k.starts_with("wal/")), "{keys:?}");
-    assert!(keys.iter().any(|k| k.starts_with("segments/") && k.ends_with("/data")), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("segments/") && k.ends_with("/data")),
+        "{keys:?}"
+    );
 }
