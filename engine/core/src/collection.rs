@@ -331,10 +331,10 @@ impl Collection {
                 }
                 None if self.schema.enable_dynamic_field => {
                     // A dynamic key: returned inside `$meta`.
-                    if let Some(i) = self.schema.fields.iter().position(|f| f.is_dynamic) {
-                        if !out.contains(&i) {
-                            out.push(i);
-                        }
+                    if let Some(i) = self.schema.fields.iter().position(|f| f.is_dynamic)
+                        && !out.contains(&i)
+                    {
+                        out.push(i);
                     }
                 }
                 None => {
@@ -530,16 +530,16 @@ impl Collection {
                 "count(*) cannot be combined with other output fields",
             ));
         }
-        if let Some(l) = req.limit {
-            if l > MAX_TOPK || req.offset + l > MAX_TOPK {
-                return Err(CoreError::invalid(
-                    "limit",
-                    format!(
-                        "limit + offset should be in range [1, {MAX_TOPK}], but got {}",
-                        l + req.offset
-                    ),
-                ));
-            }
+        if let Some(l) = req.limit
+            && (l > MAX_TOPK || req.offset + l > MAX_TOPK)
+        {
+            return Err(CoreError::invalid(
+                "limit",
+                format!(
+                    "limit + offset should be in range [1, {MAX_TOPK}], but got {}",
+                    l + req.offset
+                ),
+            ));
         }
         let plan = self.compile_filter(&req.filter, &req.filter_params)?;
         if !count_only && plan.is_match_all() && req.limit.is_none() {
@@ -554,7 +554,7 @@ impl Collection {
             req.output_fields.clone()
         };
         let pk_name = self.schema.primary_field().name.clone();
-        if !count_only && !names.iter().any(|n| *n == pk_name) {
+        if !count_only && !names.contains(&pk_name) {
             names.insert(0, pk_name);
         }
         let output = self.output_indexes(&names)?;
@@ -639,13 +639,13 @@ fn check_column(f: &FieldSchema, col: &Column) -> Result<()> {
     match (f.data_type, col) {
         (DataType::Bool, Column::Bool(_)) => {}
         (dt, Column::Int(v)) if dt.is_integer() => {
-            if let Some((lo, hi)) = dt.int_range() {
-                if let Some(bad) = v.iter().find(|x| **x < lo || **x > hi) {
-                    return Err(CoreError::invalid(
-                        &f.name,
-                        format!("value {bad} is out of range for {dt} field {}", f.name),
-                    ));
-                }
+            if let Some((lo, hi)) = dt.int_range()
+                && let Some(bad) = v.iter().find(|x| **x < lo || **x > hi)
+            {
+                return Err(CoreError::invalid(
+                    &f.name,
+                    format!("value {bad} is out of range for {dt} field {}", f.name),
+                ));
             }
         }
         (DataType::Float, Column::Float(v)) => {

@@ -101,10 +101,10 @@ impl ShardState {
                     .map_or(0, |s| s.data().num_rows());
                 if let Some(pk_col) = cols.get(pk_index) {
                     for i in 0..n {
-                        if let Some(pk) = pk_col.primary_key(i) {
-                            if let Some(old) = self.pk_map.insert(pk, (handle, (base + i) as u32)) {
-                                self.mark_deleted(old);
-                            }
+                        if let Some(pk) = pk_col.primary_key(i)
+                            && let Some(old) = self.pk_map.insert(pk, (handle, (base + i) as u32))
+                        {
+                            self.mark_deleted(old);
                         }
                     }
                 }
@@ -269,10 +269,10 @@ impl Shard {
         for (h, seg) in &state.segments {
             let d = seg.data();
             for row in 0..d.num_rows() {
-                if !seg.deleted.get(row) {
-                    if let Some(pk) = d.primary_key(pk_index, row) {
-                        pk_updates.push((pk, (*h, row as u32)));
-                    }
+                if !seg.deleted.get(row)
+                    && let Some(pk) = d.primary_key(pk_index, row)
+                {
+                    pk_updates.push((pk, (*h, row as u32)));
                 }
             }
         }
@@ -448,10 +448,11 @@ impl Shard {
             }
             let d = seg.data();
             for row in 0..d.num_rows() {
-                if !seg.deleted.get(row) && plan.eval(&d.row(row)) {
-                    if let Some(pk) = d.primary_key(self.inner.pk_index, row) {
-                        out.push(pk);
-                    }
+                if !seg.deleted.get(row)
+                    && plan.eval(&d.row(row))
+                    && let Some(pk) = d.primary_key(self.inner.pk_index, row)
+                {
+                    out.push(pk);
                 }
             }
         }
@@ -549,25 +550,25 @@ impl Shard {
                 if !seen.insert(pk.clone()) {
                     continue;
                 }
-                if let Some((h, off)) = st.pk_map.get(&pk) {
-                    if let Some(seg) = st.segments.get(h) {
-                        if partitions
-                            .as_ref()
-                            .is_some_and(|p| !p.contains(&seg.partition_id))
-                        {
-                            continue;
-                        }
-                        let d = seg.data();
-                        let vals = if count_only {
-                            Vec::new()
-                        } else {
-                            output
-                                .iter()
-                                .map(|&fi| value_at(d, fi, *off as usize))
-                                .collect()
-                        };
-                        rows.push((pk, vals));
+                if let Some((h, off)) = st.pk_map.get(&pk)
+                    && let Some(seg) = st.segments.get(h)
+                {
+                    if partitions
+                        .as_ref()
+                        .is_some_and(|p| !p.contains(&seg.partition_id))
+                    {
+                        continue;
                     }
+                    let d = seg.data();
+                    let vals = if count_only {
+                        Vec::new()
+                    } else {
+                        output
+                            .iter()
+                            .map(|&fi| value_at(d, fi, *off as usize))
+                            .collect()
+                    };
+                    rows.push((pk, vals));
                 }
             }
             return (rows.len(), rows);
@@ -588,10 +589,8 @@ impl Shard {
                     continue;
                 }
                 count += 1;
-                if !count_only {
-                    if let Some(pk) = d.primary_key(self.inner.pk_index, row) {
-                        rows.push((pk, output.iter().map(|&fi| value_at(d, fi, row)).collect()));
-                    }
+                if !count_only && let Some(pk) = d.primary_key(self.inner.pk_index, row) {
+                    rows.push((pk, output.iter().map(|&fi| value_at(d, fi, row)).collect()));
                 }
             }
         }
@@ -925,12 +924,12 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
             }
         }
         for h in dead_handles {
-            if let Some(seg) = st.segments.remove(&h) {
-                if let SegmentKind::Sealed { meta, .. } = seg.kind {
-                    garbage.push(meta.data_key.clone());
-                    garbage.extend(meta.deletes_key.clone());
-                    garbage.extend(meta.indexes.iter().map(|i| i.key.clone()));
-                }
+            if let Some(seg) = st.segments.remove(&h)
+                && let SegmentKind::Sealed { meta, .. } = seg.kind
+            {
+                garbage.push(meta.data_key.clone());
+                garbage.extend(meta.deletes_key.clone());
+                garbage.extend(meta.indexes.iter().map(|i| i.key.clone()));
             }
         }
     }
@@ -955,6 +954,9 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     Ok(())
 }
 
+/// A segment to write: (segment id, partition id, rows).
+type NewSegment = (i64, i64, Arc<SegmentData>);
+
 /// Merge small sealed segments of a partition, and rewrite segments with many deleted rows,
 /// into new segments without the deleted rows. Runs under the state lock inside a checkpoint, so
 /// no write can interleave; the new segments are committed by that checkpoint. Returns the new
@@ -963,7 +965,7 @@ fn compact(
     st: &mut ShardState,
     inner: &Inner,
     next_id: &mut i64,
-) -> Vec<(Option<(i64, i64, Arc<SegmentData>)>, Vec<String>)> {
+) -> Vec<(Option<NewSegment>, Vec<String>)> {
     let cfg = &inner.env.config;
     let mut by_partition: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
     for seg in st.segments.values() {

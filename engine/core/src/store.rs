@@ -118,9 +118,12 @@ pub mod memory {
         }
     }
 
+    type Entries = BTreeMap<String, (Vec<u8>, i64)>;
+
     #[derive(Debug, Default)]
     pub struct MemoryMetaStore {
-        inner: Mutex<(i64, BTreeMap<String, (Vec<u8>, i64)>)>,
+        /// (current revision, key → (value, mod revision)).
+        inner: Mutex<(i64, Entries)>,
     }
 
     #[async_trait]

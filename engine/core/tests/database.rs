@@ -50,7 +50,7 @@ fn schema(name: &str) -> CollectionSchema {
 fn vector(i: i64) -> Vec<f32> {
     // Deterministic, well-spread vectors.
     (0..DIM)
-        .map(|d| (((i as f32 + 1.0) * (d as f32 + 0.37)).sin()))
+        .map(|d| ((i as f32 + 1.0) * (d as f32 + 0.37)).sin())
         .collect()
 }
 
