@@ -9,19 +9,28 @@ pub struct Bitset {
 
 impl std::fmt::Debug for Bitset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bitset").field("len", &self.len).field("ones", &self.count_ones()).finish()
+        f.debug_struct("Bitset")
+            .field("len", &self.len)
+            .field("ones", &self.count_ones())
+            .finish()
     }
 }
 
 impl Bitset {
     /// `len` bits, all clear (nothing allowed).
     pub fn new(len: usize) -> Bitset {
-        Bitset { words: vec![0; len.div_ceil(64)], len }
+        Bitset {
+            words: vec![0; len.div_ceil(64)],
+            len,
+        }
     }
 
     /// `len` bits, all set (everything allowed).
     pub fn all(len: usize) -> Bitset {
-        let mut b = Bitset { words: vec![u64::MAX; len.div_ceil(64)], len };
+        let mut b = Bitset {
+            words: vec![u64::MAX; len.div_ceil(64)],
+            len,
+        };
         b.clear_tail();
         b
     }
@@ -91,7 +100,10 @@ impl Bitset {
     pub fn count_ones_before(&self, n: usize) -> usize {
         let n = n.min(self.len);
         let full = n / 64;
-        let mut c: usize = self.words[..full].iter().map(|w| w.count_ones() as usize).sum();
+        let mut c: usize = self.words[..full]
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum();
         if n % 64 != 0 {
             c += (self.words[full] & ((1u64 << (n % 64)) - 1)).count_ones() as usize;
         }

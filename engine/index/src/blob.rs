@@ -22,7 +22,10 @@ unsafe impl Sync for AlignedBuf {}
 impl AlignedBuf {
     pub(crate) fn zeroed(len: usize) -> AlignedBuf {
         if len == 0 {
-            return AlignedBuf { ptr: ALIGN as *mut u8, len: 0 };
+            return AlignedBuf {
+                ptr: ALIGN as *mut u8,
+                len: 0,
+            };
         }
         let layout = Layout::from_size_align(len, ALIGN).expect("allocation too large");
         // SAFETY: layout has a non-zero size.
@@ -90,13 +93,21 @@ struct VecOwner<T>(#[allow(dead_code)] Vec<T>);
 impl Blob {
     pub(crate) fn from_aligned(buf: AlignedBuf) -> Blob {
         let (ptr, len) = (buf.as_ptr(), buf.len());
-        Blob { ptr, len, _owner: Arc::new(buf) }
+        Blob {
+            ptr,
+            len,
+            _owner: Arc::new(buf),
+        }
     }
 
     pub(crate) fn from_vec<T: Pod>(v: Vec<T>) -> Blob {
         let ptr = v.as_ptr() as *const u8;
         let len = std::mem::size_of_val(v.as_slice());
-        Blob { ptr, len, _owner: Arc::new(VecOwner(v)) }
+        Blob {
+            ptr,
+            len,
+            _owner: Arc::new(VecOwner(v)),
+        }
     }
 
     /// Wraps caller bytes. The pointer is taken once: `AsRef` must keep returning the same slice
@@ -105,7 +116,11 @@ impl Blob {
         let owner = Arc::new(bytes);
         let s: &[u8] = (*owner).as_ref();
         let (ptr, len) = (s.as_ptr(), s.len());
-        Blob { ptr, len, _owner: owner }
+        Blob {
+            ptr,
+            len,
+            _owner: owner,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -125,7 +140,11 @@ impl Blob {
     pub(crate) fn slice(&self, off: usize, len: usize) -> Blob {
         assert!(off.checked_add(len).is_some_and(|e| e <= self.len));
         // SAFETY: in bounds (checked above).
-        Blob { ptr: unsafe { self.ptr.add(off) }, len, _owner: self._owner.clone() }
+        Blob {
+            ptr: unsafe { self.ptr.add(off) },
+            len,
+            _owner: self._owner.clone(),
+        }
     }
 
     /// Views the bytes as `[T]`. Panics on misalignment or a length not a multiple of T.

@@ -116,7 +116,9 @@ pub struct Kernel {
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernel").field("level", &self.level).finish()
+        f.debug_struct("Kernel")
+            .field("level", &self.level)
+            .finish()
     }
 }
 
@@ -130,7 +132,9 @@ impl Kernel {
             let forced = std::env::var("FERROVUS_SIMD").ok();
             match forced.as_deref().map(|s| s.to_ascii_lowercase()) {
                 Some(s) if s == "scalar" => Kernel::scalar(),
-                Some(s) if s == "avx2" => Kernel::with_level(SimdLevel::Avx2Fma).unwrap_or_else(Kernel::scalar),
+                Some(s) if s == "avx2" => {
+                    Kernel::with_level(SimdLevel::Avx2Fma).unwrap_or_else(Kernel::scalar)
+                }
                 _ => Kernel::best(),
             }
         })
@@ -145,7 +149,11 @@ impl Kernel {
 
     /// The portable scalar fallback.
     pub fn scalar() -> Kernel {
-        Kernel { level: SimdLevel::Scalar, l2: scalar::l2_raw, ip: scalar::ip_raw }
+        Kernel {
+            level: SimdLevel::Scalar,
+            l2: scalar::l2_raw,
+            ip: scalar::ip_raw,
+        }
     }
 
     /// The kernel for `level`, if this CPU supports it.
@@ -155,7 +163,11 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2Fma => {
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    Some(Kernel { level, l2: x86::l2_avx2, ip: x86::ip_avx2 })
+                    Some(Kernel {
+                        level,
+                        l2: x86::l2_avx2,
+                        ip: x86::ip_avx2,
+                    })
                 } else {
                     None
                 }
@@ -163,7 +175,11 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
                 if std::is_x86_feature_detected!("avx512f") {
-                    Some(Kernel { level, l2: x86::l2_avx512, ip: x86::ip_avx512 })
+                    Some(Kernel {
+                        level,
+                        l2: x86::l2_avx512,
+                        ip: x86::ip_avx512,
+                    })
                 } else {
                     None
                 }
@@ -289,13 +305,23 @@ mod scalar {
 
     pub(super) unsafe fn l2_raw(a: *const f32, b: *const f32, n: usize) -> f32 {
         // SAFETY: the caller guarantees n valid reads behind each pointer.
-        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n)) };
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, n),
+                std::slice::from_raw_parts(b, n),
+            )
+        };
         l2(a, b)
     }
 
     pub(super) unsafe fn ip_raw(a: *const f32, b: *const f32, n: usize) -> f32 {
         // SAFETY: as above.
-        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n)) };
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, n),
+                std::slice::from_raw_parts(b, n),
+            )
+        };
         ip(a, b)
     }
 
@@ -320,7 +346,10 @@ mod x86 {
             let mut i = 0;
             while i + 32 <= n {
                 let d0 = _mm512_sub_ps(_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)));
-                let d1 = _mm512_sub_ps(_mm512_loadu_ps(a.add(i + 16)), _mm512_loadu_ps(b.add(i + 16)));
+                let d1 = _mm512_sub_ps(
+                    _mm512_loadu_ps(a.add(i + 16)),
+                    _mm512_loadu_ps(b.add(i + 16)),
+                );
                 acc0 = _mm512_fmadd_ps(d0, d0, acc0);
                 acc1 = _mm512_fmadd_ps(d1, d1, acc1);
                 i += 32;
@@ -332,7 +361,10 @@ mod x86 {
             }
             if i < n {
                 let mask: __mmask16 = ((1u32 << (n - i)) - 1) as __mmask16;
-                let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, a.add(i)), _mm512_maskz_loadu_ps(mask, b.add(i)));
+                let d = _mm512_sub_ps(
+                    _mm512_maskz_loadu_ps(mask, a.add(i)),
+                    _mm512_maskz_loadu_ps(mask, b.add(i)),
+                );
                 acc1 = _mm512_fmadd_ps(d, d, acc1);
             }
             _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
@@ -348,7 +380,11 @@ mod x86 {
             let mut i = 0;
             while i + 32 <= n {
                 acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)), acc0);
-                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a.add(i + 16)), _mm512_loadu_ps(b.add(i + 16)), acc1);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(a.add(i + 16)),
+                    _mm512_loadu_ps(b.add(i + 16)),
+                    acc1,
+                );
                 i += 32;
             }
             if i + 16 <= n {
@@ -357,7 +393,11 @@ mod x86 {
             }
             if i < n {
                 let mask: __mmask16 = ((1u32 << (n - i)) - 1) as __mmask16;
-                acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a.add(i)), _mm512_maskz_loadu_ps(mask, b.add(i)), acc1);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_maskz_loadu_ps(mask, a.add(i)),
+                    _mm512_maskz_loadu_ps(mask, b.add(i)),
+                    acc1,
+                );
             }
             _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
         }
@@ -391,7 +431,8 @@ mod x86 {
             let mut i = 0;
             while i + 16 <= n {
                 let d0 = _mm256_sub_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)));
-                let d1 = _mm256_sub_ps(_mm256_loadu_ps(a.add(i + 8)), _mm256_loadu_ps(b.add(i + 8)));
+                let d1 =
+                    _mm256_sub_ps(_mm256_loadu_ps(a.add(i + 8)), _mm256_loadu_ps(b.add(i + 8)));
                 acc0 = _mm256_fmadd_ps(d0, d0, acc0);
                 acc1 = _mm256_fmadd_ps(d1, d1, acc1);
                 i += 16;
@@ -420,7 +461,11 @@ mod x86 {
             let mut i = 0;
             while i + 16 <= n {
                 acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i + 8)), _mm256_loadu_ps(b.add(i + 8)), acc1);
+                acc1 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(a.add(i + 8)),
+                    _mm256_loadu_ps(b.add(i + 8)),
+                    acc1,
+                );
                 i += 16;
             }
             if i + 8 <= n {

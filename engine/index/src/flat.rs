@@ -20,7 +20,11 @@ pub struct FlatIndex {
 
 impl std::fmt::Debug for FlatIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlatIndex").field("dim", &self.dim).field("metric", &self.metric).field("len", &self.n).finish()
+        f.debug_struct("FlatIndex")
+            .field("dim", &self.dim)
+            .field("metric", &self.metric)
+            .field("len", &self.n)
+            .finish()
     }
 }
 
@@ -44,7 +48,8 @@ pub(crate) fn pack_vectors(
         let dst = &mut bytes[i * stride + vec_off..i * stride + vec_off + dim * 4];
         // SAFETY: dst is 4-byte aligned (stride and vec_off are multiples of 4, the buffer is
         // 64-aligned) and holds exactly dim f32.
-        let dst: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dim) };
+        let dst: &mut [f32] =
+            unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dim) };
         dst.copy_from_slice(row);
         if metric == Metric::Cosine {
             norms.push(normalize_in_place(dst));
@@ -58,19 +63,44 @@ impl FlatIndex {
     pub fn build(dim: usize, metric: Metric, vectors: &[f32]) -> Result<FlatIndex, IndexError> {
         check_dim(dim)?;
         if vectors.len() % dim != 0 {
-            return Err(IndexError::DimMismatch { expected: dim, got: vectors.len() % dim });
+            return Err(IndexError::DimMismatch {
+                expected: dim,
+                got: vectors.len() % dim,
+            });
         }
         let n = vectors.len() / dim;
         if n > u32::MAX as usize - 1 {
-            return Err(IndexError::InvalidParam { param: "num_rows".into(), message: format!("{n} rows exceed u32") });
+            return Err(IndexError::InvalidParam {
+                param: "num_rows".into(),
+                message: format!("{n} rows exceed u32"),
+            });
         }
         let (buf, norms) = pack_vectors(metric, dim, vectors, dim * 4, 0);
-        Ok(FlatIndex::from_parts(dim, metric, n, Blob::from_aligned(buf), Blob::from_vec(norms)))
+        Ok(FlatIndex::from_parts(
+            dim,
+            metric,
+            n,
+            Blob::from_aligned(buf),
+            Blob::from_vec(norms),
+        ))
     }
 
-    pub(crate) fn from_parts(dim: usize, metric: Metric, n: usize, data: Blob, norms: Blob) -> FlatIndex {
+    pub(crate) fn from_parts(
+        dim: usize,
+        metric: Metric,
+        n: usize,
+        data: Blob,
+        norms: Blob,
+    ) -> FlatIndex {
         debug_assert_eq!(data.len(), n * dim * 4);
-        FlatIndex { dim, metric, n, data, norms, kernel: Kernel::detect() }
+        FlatIndex {
+            dim,
+            metric,
+            n,
+            data,
+            norms,
+            kernel: Kernel::detect(),
+        }
     }
 
     /// Replaces the distance kernel (tests compare the scalar path with SIMD).
@@ -103,7 +133,11 @@ impl FlatIndex {
 
     /// Original norm of row `offset` before COSINE normalisation (1.0 for other metrics).
     pub fn norm(&self, offset: u32) -> f32 {
-        self.norms.as_slice::<f32>().get(offset as usize).copied().unwrap_or(1.0)
+        self.norms
+            .as_slice::<f32>()
+            .get(offset as usize)
+            .copied()
+            .unwrap_or(1.0)
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -111,7 +145,12 @@ impl FlatIndex {
     }
 
     /// Exact top-`k` per query; results best first in the Milvus score convention.
-    pub fn search(&self, queries: &[f32], k: usize, filter: Option<&Bitset>) -> Result<Vec<SearchResult>, IndexError> {
+    pub fn search(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<&Bitset>,
+    ) -> Result<Vec<SearchResult>, IndexError> {
         check_k(k)?;
         let nq = check_queries(self.dim, queries)?;
         let dist = self.kernel.raw(self.metric);
@@ -123,7 +162,18 @@ impl FlatIndex {
                 normalize_in_place(&mut qbuf);
             }
             // SAFETY: data holds n rows of dim f32 with stride dim*4 bytes.
-            let c = unsafe { exact_topk(dist, qbuf.as_ptr(), self.data.as_ptr(), self.dim * 4, self.dim, self.n, k, filter) };
+            let c = unsafe {
+                exact_topk(
+                    dist,
+                    qbuf.as_ptr(),
+                    self.data.as_ptr(),
+                    self.dim * 4,
+                    self.dim,
+                    self.n,
+                    k,
+                    filter,
+                )
+            };
             out.push(to_api(self.metric, c));
         }
         Ok(out)
@@ -131,7 +181,9 @@ impl FlatIndex {
 }
 
 pub(crate) fn to_api(metric: Metric, c: Vec<Cand>) -> SearchResult {
-    c.into_iter().map(|c| (c.id, metric.to_score(c.d))).collect()
+    c.into_iter()
+        .map(|c| (c.id, metric.to_score(c.d)))
+        .collect()
 }
 
 /// Top-k over `n` rows at `base + i*stride` (bytes), each `dim` f32, restricted to `filter`.
@@ -149,7 +201,7 @@ pub(crate) unsafe fn exact_topk(
     k: usize,
     filter: Option<&Bitset>,
 ) -> Vec<Cand> {
-    let mut top = TopK::new(k);
+    let mut top = TopK::new(k, n);
     match filter {
         None => {
             for i in 0..n {
@@ -189,7 +241,10 @@ pub fn search_slice(
     check_dim(dim)?;
     check_k(k)?;
     if data.len() % dim != 0 {
-        return Err(IndexError::DimMismatch { expected: dim, got: data.len() % dim });
+        return Err(IndexError::DimMismatch {
+            expected: dim,
+            got: data.len() % dim,
+        });
     }
     let nq = check_queries(dim, queries)?;
     let kernel = Kernel::detect();
@@ -200,7 +255,11 @@ pub fn search_slice(
         data.chunks_exact(dim)
             .map(|r| {
                 let n = kernel.dot(r, r).sqrt();
-                if n > 0.0 && n.is_finite() { 1.0 / n } else { 1.0 }
+                if n > 0.0 && n.is_finite() {
+                    1.0 / n
+                } else {
+                    1.0
+                }
             })
             .collect()
     } else {
@@ -210,7 +269,7 @@ pub fn search_slice(
         qbuf.copy_from_slice(q);
         let c = if metric == Metric::Cosine {
             normalize_in_place(&mut qbuf);
-            let mut top = TopK::new(k);
+            let mut top = TopK::new(k, n);
             let mut visit = |i: usize| {
                 let d = -kernel.dot(&qbuf, &data[i * dim..(i + 1) * dim]) * inv_norms[i];
                 if d < top.threshold() {
@@ -224,7 +283,18 @@ pub fn search_slice(
             top.into_sorted()
         } else {
             // SAFETY: data holds n rows of dim f32, stride dim*4 bytes, 4-aligned.
-            unsafe { exact_topk(kernel.raw(metric), qbuf.as_ptr(), data.as_ptr() as *const u8, dim * 4, dim, n, k, filter) }
+            unsafe {
+                exact_topk(
+                    kernel.raw(metric),
+                    qbuf.as_ptr(),
+                    data.as_ptr() as *const u8,
+                    dim * 4,
+                    dim,
+                    n,
+                    k,
+                    filter,
+                )
+            }
         };
         out.push(to_api(metric, c));
     }
@@ -256,27 +326,40 @@ impl FlatIndex {
         FlatIndex::load(crate::hnsw::map_file(path.as_ref())?)
     }
 
-    pub(crate) fn from_file_parts(h: crate::format::Header, sections: Vec<Blob>) -> Result<FlatIndex, IndexError> {
+    pub(crate) fn from_file_parts(
+        h: crate::format::Header,
+        sections: Vec<Blob>,
+    ) -> Result<FlatIndex, IndexError> {
         let bad = |m: String| IndexError::Corrupted(m);
         if h.kind != crate::format::KIND_FLAT {
             return Err(bad(format!("index kind {} is not FLAT", h.kind)));
         }
-        let metric = Metric::from_code(h.metric).ok_or_else(|| bad(format!("unknown metric code {}", h.metric)))?;
+        let metric = Metric::from_code(h.metric)
+            .ok_or_else(|| bad(format!("unknown metric code {}", h.metric)))?;
         let dim = h.dim as usize;
         let n = usize::try_from(h.n).map_err(|_| bad("row count overflows".into()))?;
         if dim == 0 || n >= u32::MAX as usize {
             return Err(bad(format!("invalid header: dim {dim}, rows {n}")));
         }
         if sections.len() != 2 {
-            return Err(bad(format!("expected 2 sections, found {}", sections.len())));
+            return Err(bad(format!(
+                "expected 2 sections, found {}",
+                sections.len()
+            )));
         }
         let [data, norms]: [Blob; 2] = sections.try_into().unwrap();
         if Some(data.len()) != n.checked_mul(dim * 4) {
-            return Err(bad(format!("vector section is {} bytes, expected {n} × {dim} × 4", data.len())));
+            return Err(bad(format!(
+                "vector section is {} bytes, expected {n} × {dim} × 4",
+                data.len()
+            )));
         }
         let norms_len = if metric == Metric::Cosine { n * 4 } else { 0 };
         if norms.len() != norms_len {
-            return Err(bad(format!("norms section is {} bytes, expected {norms_len}", norms.len())));
+            return Err(bad(format!(
+                "norms section is {} bytes, expected {norms_len}",
+                norms.len()
+            )));
         }
         Ok(FlatIndex::from_parts(dim, metric, n, data, norms))
     }

@@ -77,7 +77,11 @@ impl<W: Write> CrcWriter<'_, W> {
 }
 
 /// Writes a complete index file.
-pub(crate) fn write_file(w: &mut impl Write, h: &Header, sections: &[&[u8]]) -> Result<(), IndexError> {
+pub(crate) fn write_file(
+    w: &mut impl Write,
+    h: &Header,
+    sections: &[&[u8]],
+) -> Result<(), IndexError> {
     assert!(sections.len() <= MAX_SECTIONS);
     let mut table = Vec::with_capacity(sections.len());
     let mut off = HEADER_LEN;
@@ -106,7 +110,11 @@ pub(crate) fn write_file(w: &mut impl Write, h: &Header, sections: &[&[u8]]) -> 
         hdr[88 + 16 * i..96 + 16 * i].copy_from_slice(&l.to_le_bytes());
     }
 
-    let mut cw = CrcWriter { inner: w, hasher: crc32fast::Hasher::new(), written: 0 };
+    let mut cw = CrcWriter {
+        inner: w,
+        hasher: crc32fast::Hasher::new(),
+        written: 0,
+    };
     cw.put(&hdr)?;
     for (s, (o, _)) in sections.iter().zip(&table) {
         cw.pad_to(*o as usize)?;
@@ -143,40 +151,64 @@ pub(crate) fn aligned(blob: Blob) -> Blob {
 /// Returns the header and the sections as sub-blobs (no copy).
 pub(crate) fn read_file(blob: &Blob) -> Result<(Header, Vec<Blob>), IndexError> {
     if cfg!(target_endian = "big") {
-        return Err(corrupted("index files are little-endian; big-endian hosts are not supported"));
+        return Err(corrupted(
+            "index files are little-endian; big-endian hosts are not supported",
+        ));
     }
     let b = blob.bytes();
     if b.len() < 8 || b[0..8] != MAGIC {
         return Err(corrupted("bad magic: not a Ferrovus index file"));
     }
     if b.len() < HEADER_LEN + TRAILER_LEN {
-        return Err(corrupted(format!("truncated: {} bytes, shorter than the {}-byte header", b.len(), HEADER_LEN)));
+        return Err(corrupted(format!(
+            "truncated: {} bytes, shorter than the {}-byte header",
+            b.len(),
+            HEADER_LEN
+        )));
     }
     let version = u32_at(b, 8);
     if version != VERSION {
-        return Err(corrupted(format!("unsupported format version {version} (this build reads version {VERSION})")));
+        return Err(corrupted(format!(
+            "unsupported format version {version} (this build reads version {VERSION})"
+        )));
     }
     let file_len = u64_at(b, 32);
     if (b.len() as u64) < file_len {
-        return Err(corrupted(format!("truncated: header declares {file_len} bytes, got {}", b.len())));
+        return Err(corrupted(format!(
+            "truncated: header declares {file_len} bytes, got {}",
+            b.len()
+        )));
     }
     if (b.len() as u64) > file_len {
-        return Err(corrupted(format!("size mismatch: header declares {file_len} bytes, got {}", b.len())));
+        return Err(corrupted(format!(
+            "size mismatch: header declares {file_len} bytes, got {}",
+            b.len()
+        )));
     }
     let file_len = file_len as usize;
     if b[file_len - 4..] != TRAILER_MAGIC {
-        return Err(corrupted("bad trailer magic (truncated or overwritten file)"));
+        return Err(corrupted(
+            "bad trailer magic (truncated or overwritten file)",
+        ));
     }
     let stored = u32_at(b, file_len - 8);
     let computed = crc32fast::hash(&b[..file_len - 8]);
     if stored != computed {
-        return Err(corrupted(format!("checksum mismatch: stored crc32 {stored:#010x}, computed {computed:#010x}")));
+        return Err(corrupted(format!(
+            "checksum mismatch: stored crc32 {stored:#010x}, computed {computed:#010x}"
+        )));
     }
     let mut params = [0u32; 8];
     for (i, p) in params.iter_mut().enumerate() {
         *p = u32_at(b, 40 + 4 * i);
     }
-    let h = Header { kind: u32_at(b, 12), metric: u32_at(b, 16), dim: u32_at(b, 20), n: u64_at(b, 24), params };
+    let h = Header {
+        kind: u32_at(b, 12),
+        metric: u32_at(b, 16),
+        dim: u32_at(b, 20),
+        n: u64_at(b, 24),
+        params,
+    };
     let ns = u32_at(b, 72) as usize;
     if ns > MAX_SECTIONS {
         return Err(corrupted(format!("{ns} sections (at most {MAX_SECTIONS})")));
@@ -186,8 +218,13 @@ pub(crate) fn read_file(blob: &Blob) -> Result<(Header, Vec<Blob>), IndexError> 
         let o = u64_at(b, 80 + 16 * i);
         let l = u64_at(b, 88 + 16 * i);
         let end = o.checked_add(l);
-        if o < HEADER_LEN as u64 || o % ALIGN as u64 != 0 || end.is_none_or(|e| e > (file_len - TRAILER_LEN) as u64) {
-            return Err(corrupted(format!("section {i} out of bounds or misaligned (offset {o}, length {l})")));
+        if o < HEADER_LEN as u64
+            || o % ALIGN as u64 != 0
+            || end.is_none_or(|e| e > (file_len - TRAILER_LEN) as u64)
+        {
+            return Err(corrupted(format!(
+                "section {i} out of bounds or misaligned (offset {o}, length {l})"
+            )));
         }
         sections.push(blob.slice(o as usize, l as usize));
     }

@@ -42,7 +42,10 @@ pub struct HnswParams {
 
 impl HnswParams {
     /// AUTOINDEX defaults (see `DEFAULT_SEARCH_EF`).
-    pub const AUTOINDEX: HnswParams = HnswParams { m: 16, ef_construction: 200 };
+    pub const AUTOINDEX: HnswParams = HnswParams {
+        m: 24,
+        ef_construction: 200,
+    };
 
     pub fn new(m: usize, ef_construction: usize) -> Result<HnswParams, IndexError> {
         let p = HnswParams { m, ef_construction };
@@ -61,7 +64,10 @@ impl HnswParams {
         if !(1..=i32::MAX as usize).contains(&self.ef_construction) {
             return Err(IndexError::InvalidParam {
                 param: "efConstruction".into(),
-                message: format!("efConstruction must be in [1, 2147483647], got {}", self.ef_construction),
+                message: format!(
+                    "efConstruction must be in [1, 2147483647], got {}",
+                    self.ef_construction
+                ),
             });
         }
         Ok(())
@@ -75,7 +81,12 @@ impl Default for HnswParams {
 }
 
 /// Search `ef` used when the caller gives none: `max(k, DEFAULT_SEARCH_EF)`.
-pub const DEFAULT_SEARCH_EF: usize = 128;
+///
+/// Chosen with [`HnswParams::AUTOINDEX`] (M=24, efConstruction=200) on 20k × 128 random-normal
+/// vectors, a hard case (real embeddings need less): recall@10 vs exact was 0.933 at ef=128,
+/// 0.969 at ef=192, 0.982 at ef=256. (M=16 needs ef≈256 for 0.95, M=32 ef≈128, at about the same
+/// number of distance computations; M=24 sits between in memory.)
+pub const DEFAULT_SEARCH_EF: usize = 192;
 
 /// Below this fraction of allowed rows a filtered search scans the allowed rows exactly.
 pub const DEFAULT_EXACT_FILTER_FRACTION: f64 = 0.03;
@@ -207,7 +218,8 @@ impl Builder<'_> {
             if level == 0 {
                 self.base.add(i as usize * self.stride) as *mut u32
             } else {
-                self.upper.add(self.upper_off[i as usize] as usize + (level - 1) * (self.m + 1))
+                self.upper
+                    .add(self.upper_off[i as usize] as usize + (level - 1) * (self.m + 1))
             }
         }
     }
@@ -226,7 +238,14 @@ impl Builder<'_> {
     /// hnswlib's `searchBaseLayer` (construction): returns candidates sorted ascending.
     fn search_layer(&self, ep: u32, q: *const f32, level: usize, s: &mut Scratch) -> Vec<Cand> {
         s.next_tag();
-        let Scratch { visited, tag, cand, top, links, .. } = s;
+        let Scratch {
+            visited,
+            tag,
+            cand,
+            top,
+            links,
+            ..
+        } = s;
         let tag = *tag;
         cand.clear();
         top.clear();
@@ -281,8 +300,12 @@ impl Builder<'_> {
     /// hnswlib's `mutuallyConnectNewElement`; returns the next entry point (closest selected).
     fn connect(&self, i: u32, top: &[Cand], level: usize) -> u32 {
         let mmax = if level == 0 { self.m0 } else { self.m };
-        let mut selected = Vec::with_capacity(self.m);
-        self.heuristic(top, self.m, &mut selected);
+        let mut selected = Vec::with_capacity(self.m0);
+        // hnswlib keeps at most M neighbours for the new node on every level; like faiss and hnsw_rs
+        // we keep up to M0 = 2M on level 0. Measured on 20k × 128 random-normal data: at equal
+        // distance computations per query recall@10 is 2-3 points higher (e.g. 0.878 vs 0.851).
+        let sel = if level == 0 { self.m0 } else { self.m };
+        self.heuristic(top, sel, &mut selected);
         {
             let _g = self.locks[i as usize].lock();
             let p = self.list(i, level);
@@ -311,7 +334,10 @@ impl Builder<'_> {
                     cands.push(Cand { d: c.d, id: i });
                     for j in 0..cnt {
                         let o = *p.add(1 + j);
-                        cands.push(Cand { d: self.d(cv, o), id: o });
+                        cands.push(Cand {
+                            d: self.d(cv, o),
+                            id: o,
+                        });
                     }
                     cands.sort_unstable();
                     self.heuristic(&cands, mmax, &mut kept);
@@ -332,7 +358,12 @@ impl Builder<'_> {
         let (mut ep, max_level) = *g;
         // A node that raises the max level holds the global lock for its whole insertion (as
         // hnswlib does), so the entry point always refers to a fully linked node.
-        let hold = if cur_level > max_level { Some(g) } else { drop(g); None };
+        let hold = if cur_level > max_level {
+            Some(g)
+        } else {
+            drop(g);
+            None
+        };
         let q = self.vec(i);
         if cur_level < max_level {
             let mut cur_d = self.d(q, ep);
@@ -369,7 +400,12 @@ impl Builder<'_> {
 
 impl HnswIndex {
     /// Builds on all available cores.
-    pub fn build(dim: usize, metric: Metric, params: HnswParams, vectors: &[f32]) -> Result<HnswIndex, IndexError> {
+    pub fn build(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        vectors: &[f32],
+    ) -> Result<HnswIndex, IndexError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         HnswIndex::build_with(dim, metric, params, vectors, threads, 100)
     }
@@ -387,11 +423,17 @@ impl HnswIndex {
         check_dim(dim)?;
         params.validate()?;
         if vectors.len() % dim != 0 {
-            return Err(IndexError::DimMismatch { expected: dim, got: vectors.len() % dim });
+            return Err(IndexError::DimMismatch {
+                expected: dim,
+                got: vectors.len() % dim,
+            });
         }
         let n = vectors.len() / dim;
         if n >= u32::MAX as usize {
-            return Err(IndexError::InvalidParam { param: "num_rows".into(), message: format!("{n} rows exceed u32") });
+            return Err(IndexError::InvalidParam {
+                param: "num_rows".into(),
+                message: format!("{n} rows exceed u32"),
+            });
         }
         let (m, m0) = (params.m, 2 * params.m);
         let (stride, vec_off) = node_layout(dim, m0);
@@ -498,7 +540,10 @@ impl HnswIndex {
     }
 
     pub fn params(&self) -> HnswParams {
-        HnswParams { m: self.m, ef_construction: self.ef_construction }
+        HnswParams {
+            m: self.m,
+            ef_construction: self.ef_construction,
+        }
     }
 
     pub fn max_level(&self) -> usize {
@@ -509,14 +554,19 @@ impl HnswIndex {
     pub fn vector(&self, offset: u32) -> &[f32] {
         let i = offset as usize;
         assert!(i < self.n, "row offset {i} out of range ({} rows)", self.n);
-        let b = &self.level0.bytes()[i * self.stride + self.vec_off..i * self.stride + self.vec_off + 4 * self.dim];
+        let b = &self.level0.bytes()
+            [i * self.stride + self.vec_off..i * self.stride + self.vec_off + 4 * self.dim];
         // SAFETY: 4-aligned (checked at load / aligned allocation), dim f32.
         unsafe { std::slice::from_raw_parts(b.as_ptr() as *const f32, self.dim) }
     }
 
     /// Original norm of row `offset` before COSINE normalisation (1.0 for other metrics).
     pub fn norm(&self, offset: u32) -> f32 {
-        self.norms.as_slice::<f32>().get(offset as usize).copied().unwrap_or(1.0)
+        self.norms
+            .as_slice::<f32>()
+            .get(offset as usize)
+            .copied()
+            .unwrap_or(1.0)
     }
 
     /// Level-0 neighbours of `offset` (diagnostics and tests).
@@ -529,7 +579,12 @@ impl HnswIndex {
 
     /// Bytes held: the node block, upper links, levels, norms, offsets and the visited-list pool.
     pub fn memory_bytes(&self) -> usize {
-        let pool: usize = self.pool.lock().iter().map(|s| s.visited.len() * 2 + s.q.len() * 4).sum();
+        let pool: usize = self
+            .pool
+            .lock()
+            .iter()
+            .map(|s| s.visited.len() * 2 + s.q.len() * 4)
+            .sum();
         self.level0.len()
             + self.upper.len()
             + self.levels.len()
@@ -564,7 +619,10 @@ impl HnswIndex {
     }
 
     fn get_scratch(&self) -> Scratch {
-        self.pool.lock().pop().unwrap_or_else(|| Scratch::new(self.n, self.dim))
+        self.pool
+            .lock()
+            .pop()
+            .unwrap_or_else(|| Scratch::new(self.n, self.dim))
     }
 
     fn put_scratch(&self, s: Scratch) {
@@ -592,13 +650,15 @@ impl HnswIndex {
             return Ok(out);
         }
         let mode = match filter {
+            // A beam as wide as the index: a scan is cheaper and exact.
+            None if ef >= self.n => FilterMode::Exact(None),
             None => FilterMode::None,
             Some(f) => {
                 let allowed = f.count_ones_before(self.n);
                 if allowed == 0 {
                     FilterMode::Empty
-                } else if self.prefer_exact(allowed, ef) {
-                    FilterMode::Exact(f)
+                } else if ef >= self.n || self.prefer_exact(allowed, ef) {
+                    FilterMode::Exact(Some(f))
                 } else {
                     FilterMode::Graph(f)
                 }
@@ -623,7 +683,7 @@ impl HnswIndex {
                             self.dim,
                             self.n,
                             k,
-                            Some(f),
+                            f,
                         )
                     }
                 }
@@ -643,7 +703,13 @@ impl HnswIndex {
     }
 
     /// Greedy descent through the upper levels, then the level-0 beam search.
-    fn search_one(&self, s: &mut Scratch, k: usize, ef: usize, filter: Option<&Bitset>) -> Vec<crate::topk::Cand> {
+    fn search_one(
+        &self,
+        s: &mut Scratch,
+        k: usize,
+        ef: usize,
+        filter: Option<&Bitset>,
+    ) -> Vec<crate::topk::Cand> {
         let q = s.q.as_ptr();
         let mut cur = self.entry;
         // SAFETY: ids come from the validated graph; q has dim f32.
@@ -673,7 +739,7 @@ impl HnswIndex {
         }
         let mut v = std::mem::take(&mut s.top).into_sorted_vec();
         v.truncate(k);
-        s.top = BinaryHeap::with_capacity(ef + 1);
+        s.top = BinaryHeap::with_capacity(ef.min(self.n) + 1);
         v
     }
 
@@ -681,9 +747,23 @@ impl HnswIndex {
     ///
     /// # Safety
     /// `ep < n`, `s.q` has `dim` elements, graph validated.
-    unsafe fn search_level0(&self, s: &mut Scratch, ep: u32, ep_d: f32, ef: usize, filter: Option<&Bitset>) {
+    unsafe fn search_level0(
+        &self,
+        s: &mut Scratch,
+        ep: u32,
+        ep_d: f32,
+        ef: usize,
+        filter: Option<&Bitset>,
+    ) {
         s.next_tag();
-        let Scratch { visited, tag, cand, top, q, .. } = s;
+        let Scratch {
+            visited,
+            tag,
+            cand,
+            top,
+            q,
+            ..
+        } = s;
         let tag = *tag;
         let q = q.as_ptr();
         let vis = visited.as_mut_ptr();
@@ -762,7 +842,16 @@ impl HnswIndex {
                 0,
             ],
         };
-        format::write_file(w, &h, &[self.level0.bytes(), self.upper.bytes(), self.levels.bytes(), self.norms.bytes()])
+        format::write_file(
+            w,
+            &h,
+            &[
+                self.level0.bytes(),
+                self.upper.bytes(),
+                self.levels.bytes(),
+                self.norms.bytes(),
+            ],
+        )
     }
 
     /// Loads from bytes (a `Vec<u8>`, a `memmap2::Mmap`, ...) and searches them in place: the
@@ -783,39 +872,63 @@ impl HnswIndex {
         if h.kind != KIND_HNSW {
             return Err(bad(format!("index kind {} is not HNSW", h.kind)));
         }
-        let metric = Metric::from_code(h.metric).ok_or_else(|| bad(format!("unknown metric code {}", h.metric)))?;
+        let metric = Metric::from_code(h.metric)
+            .ok_or_else(|| bad(format!("unknown metric code {}", h.metric)))?;
         let dim = h.dim as usize;
         let n = usize::try_from(h.n).map_err(|_| bad("row count overflows".into()))?;
         let [m, m0, efc, max_level, entry, stride, vec_off, _] = h.params.map(|x| x as usize);
         if dim == 0 || !(2..=2048).contains(&m) || m0 != 2 * m || n >= u32::MAX as usize {
-            return Err(bad(format!("invalid header: dim {dim}, M {m}, M0 {m0}, rows {n}")));
+            return Err(bad(format!(
+                "invalid header: dim {dim}, M {m}, M0 {m0}, rows {n}"
+            )));
         }
         if (stride, vec_off) != node_layout(dim, m0) {
-            return Err(bad(format!("invalid node layout: stride {stride}, vector offset {vec_off}")));
+            return Err(bad(format!(
+                "invalid node layout: stride {stride}, vector offset {vec_off}"
+            )));
         }
         if sections.len() != 4 {
-            return Err(bad(format!("expected 4 sections, found {}", sections.len())));
+            return Err(bad(format!(
+                "expected 4 sections, found {}",
+                sections.len()
+            )));
         }
         let [level0, upper, levels, norms]: [Blob; 4] = sections.try_into().unwrap();
         if Some(level0.len()) != n.checked_mul(stride) {
-            return Err(bad(format!("node block is {} bytes, expected {} × {stride}", level0.len(), n)));
+            return Err(bad(format!(
+                "node block is {} bytes, expected {} × {stride}",
+                level0.len(),
+                n
+            )));
         }
         if levels.len() != n {
-            return Err(bad(format!("levels section has {} entries, expected {n}", levels.len())));
+            return Err(bad(format!(
+                "levels section has {} entries, expected {n}",
+                levels.len()
+            )));
         }
         let norms_len = if metric == Metric::Cosine { n * 4 } else { 0 };
         if norms.len() != norms_len {
-            return Err(bad(format!("norms section is {} bytes, expected {norms_len}", norms.len())));
+            return Err(bad(format!(
+                "norms section is {} bytes, expected {norms_len}",
+                norms.len()
+            )));
         }
         let lv: &[u8] = levels.as_slice();
         let (upper_off, upper_len) = upper_offsets(lv, m);
         if upper.len() != upper_len * 4 {
-            return Err(bad(format!("upper-level section is {} bytes, expected {}", upper.len(), upper_len * 4)));
+            return Err(bad(format!(
+                "upper-level section is {} bytes, expected {}",
+                upper.len(),
+                upper_len * 4
+            )));
         }
         if n > 0 {
             let real_max = lv.iter().copied().max().unwrap_or(0) as usize;
             if entry >= n || lv[entry] as usize != max_level || real_max != max_level {
-                return Err(bad(format!("invalid entry point {entry} / max level {max_level}")));
+                return Err(bad(format!(
+                    "invalid entry point {entry} / max level {max_level}"
+                )));
             }
         }
         // Graph sanity, so that search can index without bounds checks.
@@ -839,11 +952,15 @@ impl HnswIndex {
                 let o = upper_off[i] as usize + (level - 1) * (m + 1);
                 let cnt = up[o] as usize;
                 if cnt > m {
-                    return Err(bad(format!("node {i}: {cnt} links on level {level} (max {m})")));
+                    return Err(bad(format!(
+                        "node {i}: {cnt} links on level {level} (max {m})"
+                    )));
                 }
                 for &id in &up[o + 1..o + 1 + cnt] {
                     if id as usize >= n || (lv[id as usize] as usize) < level {
-                        return Err(bad(format!("node {i}: invalid link to {id} on level {level}")));
+                        return Err(bad(format!(
+                            "node {i}: invalid link to {id} on level {level}"
+                        )));
                     }
                 }
             }
@@ -877,7 +994,7 @@ impl HnswIndex {
 enum FilterMode<'a> {
     None,
     Empty,
-    Exact(&'a Bitset),
+    Exact(Option<&'a Bitset>),
     Graph(&'a Bitset),
 }
 

@@ -49,14 +49,20 @@ pub const MAX_DIM: usize = 32768;
 
 pub(crate) fn check_dim(dim: usize) -> Result<(), IndexError> {
     if !(1..=MAX_DIM).contains(&dim) {
-        return Err(IndexError::InvalidParam { param: "dim".into(), message: format!("dim must be in [1, {MAX_DIM}], got {dim}") });
+        return Err(IndexError::InvalidParam {
+            param: "dim".into(),
+            message: format!("dim must be in [1, {MAX_DIM}], got {dim}"),
+        });
     }
     Ok(())
 }
 
 pub(crate) fn check_k(k: usize) -> Result<(), IndexError> {
     if k == 0 {
-        return Err(IndexError::InvalidParam { param: "topk".into(), message: "topk must be at least 1".into() });
+        return Err(IndexError::InvalidParam {
+            param: "topk".into(),
+            message: "topk must be at least 1".into(),
+        });
     }
     Ok(())
 }
@@ -64,7 +70,10 @@ pub(crate) fn check_k(k: usize) -> Result<(), IndexError> {
 /// Number of queries in `queries`, or a dimension error.
 pub(crate) fn check_queries(dim: usize, queries: &[f32]) -> Result<usize, IndexError> {
     if queries.len() % dim != 0 {
-        return Err(IndexError::DimMismatch { expected: dim, got: queries.len() });
+        return Err(IndexError::DimMismatch {
+            expected: dim,
+            got: queries.len(),
+        });
     }
     Ok(queries.len() / dim)
 }
@@ -124,7 +133,12 @@ pub enum VectorIndex {
 impl VectorIndex {
     /// Builds from `vectors` (row-major, `n * dim` values). The vectors are copied once into the
     /// index, which then serves them back through [`VectorIndex::vector`].
-    pub fn build(dim: usize, metric: Metric, params: &IndexParams, vectors: &[f32]) -> Result<VectorIndex, IndexError> {
+    pub fn build(
+        dim: usize,
+        metric: Metric,
+        params: &IndexParams,
+        vectors: &[f32],
+    ) -> Result<VectorIndex, IndexError> {
         params.validate()?;
         Ok(match params {
             IndexParams::Flat => VectorIndex::Flat(FlatIndex::build(dim, metric, vectors)?),
@@ -238,7 +252,9 @@ impl VectorIndex {
     /// Loads an index of either kind from bytes (`Vec<u8>`, `memmap2::Mmap`, `bytes::Bytes`...)
     /// and searches them in place (no copy of the vectors / graph, provided the bytes are 4-byte
     /// aligned, which heap buffers and maps are).
-    pub fn load(bytes: impl AsRef<[u8]> + Send + Sync + 'static) -> Result<VectorIndex, IndexError> {
+    pub fn load(
+        bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    ) -> Result<VectorIndex, IndexError> {
         let blob = format::aligned(blob::Blob::from_shared(bytes));
         let (h, sections) = format::read_file(&blob)?;
         match h.kind {

@@ -35,14 +35,22 @@ pub(crate) struct TopK {
 }
 
 impl TopK {
-    pub(crate) fn new(k: usize) -> TopK {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+    /// `cap_hint` bounds the pre-allocation (e.g. the row count), so a huge `k` is harmless.
+    pub(crate) fn new(k: usize, cap_hint: usize) -> TopK {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(cap_hint).saturating_add(1)),
+        }
     }
 
     /// Current admission threshold: a candidate must be below this to enter.
     #[inline]
     pub(crate) fn threshold(&self) -> f32 {
-        if self.heap.len() < self.k { f32::INFINITY } else { self.heap.peek().map_or(f32::INFINITY, |c| c.d) }
+        if self.heap.len() < self.k {
+            f32::INFINITY
+        } else {
+            self.heap.peek().map_or(f32::INFINITY, |c| c.d)
+        }
     }
 
     #[inline]

@@ -7,13 +7,17 @@ use rand_distr::StandardNormal;
 
 pub fn normal(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n * dim).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
+    (0..n * dim)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect()
 }
 
 /// Gaussian clusters (easier, more realistic than isotropic noise).
 pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let centers: Vec<f32> = (0..clusters * dim).map(|_| rng.sample::<f32, _>(StandardNormal) * 3.0).collect();
+    let centers: Vec<f32> = (0..clusters * dim)
+        .map(|_| rng.sample::<f32, _>(StandardNormal) * 3.0)
+        .collect();
     let mut out = Vec::with_capacity(n * dim);
     for _ in 0..n {
         let c = rng.random_range(0..clusters);
@@ -24,7 +28,14 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
     out
 }
 
-pub fn exact(metric: Metric, dim: usize, data: &[f32], queries: &[f32], k: usize, filter: Option<&Bitset>) -> Vec<SearchResult> {
+pub fn exact(
+    metric: Metric,
+    dim: usize,
+    data: &[f32],
+    queries: &[f32],
+    k: usize,
+    filter: Option<&Bitset>,
+) -> Vec<SearchResult> {
     flat::search_slice(metric, dim, data, queries, k, filter).unwrap()
 }
 
