@@ -79,8 +79,8 @@ fn read_npy(path: &Path) -> Result<Npy> {
         .take_while(|c| *c != '\'')
         .collect();
     let shape_txt = field("'shape'")?;
-    let shape: Vec<usize> = shape_txt[shape_txt.find('(').map_or(0, |i| i + 1)
-        ..shape_txt.find(')').unwrap_or(shape_txt.len())]
+    let shape: Vec<usize> = shape_txt
+        [shape_txt.find('(').map_or(0, |i| i + 1)..shape_txt.find(')').unwrap_or(shape_txt.len())]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -432,7 +432,9 @@ async fn run(args: Args) -> Result<()> {
                 std::fs::create_dir_all(&dir)?;
                 (
                     Arc::new(ferrovus_storage::RedbMetaStore::open(dir.join("meta.redb")).await?),
-                    Arc::new(ferrovus_storage::LocalObjectStore::new(dir.join("objects"))?),
+                    Arc::new(ferrovus_storage::LocalObjectStore::new(
+                        dir.join("objects"),
+                    )?),
                     Some(dir),
                 )
             }
@@ -461,7 +463,8 @@ async fn run(args: Args) -> Result<()> {
     params.insert("metric_type".to_string(), args.metric.clone());
     params.insert("M".to_string(), args.m.to_string());
     params.insert("efConstruction".to_string(), args.efc.to_string());
-    db.create_index(COLLECTION, "vec", "vec_idx", params).await?;
+    db.create_index(COLLECTION, "vec", "vec_idx", params)
+        .await?;
     db.load(COLLECTION).await?;
 
     // Inserts, batches of `--batch` rows, as a client would send them.
@@ -496,7 +499,9 @@ async fn run(args: Args) -> Result<()> {
     db.flush(COLLECTION).await?;
     loop {
         let d = db.describe_indexes(COLLECTION, "")?;
-        if d.iter().all(|(_, done, total)| done >= total && *total >= n) {
+        if d.iter()
+            .all(|(_, done, total)| done >= total && *total >= n)
+        {
             break;
         }
         if t_index.elapsed() > Duration::from_secs(7200) {

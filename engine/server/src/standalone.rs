@@ -78,6 +78,27 @@ pub async fn open_stores(
     Ok((meta, objects))
 }
 
+/// tonic answers a request over `grpc.max_message_bytes` with OUT_OF_RANGE, which pymilvus
+/// retries with back-off for minutes; grpc-go (and so Milvus) answers RESOURCE_EXHAUSTED, which
+/// clients report at once. Rewrite the code; the message ("decoded message length too large:
+/// found N bytes, the limit is: M bytes") is kept.
+fn oversized_is_resource_exhausted<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let oversized = resp.headers().get("grpc-status").is_some_and(|v| v == "11")
+        && resp
+            .headers()
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            });
+    if oversized {
+        resp.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    resp
+}
+
 /// Run standalone until `shutdown` resolves; then stop accepting, finish in-flight requests and
 /// return. Every acknowledged write is already durable in the log, so no flush is needed to be
 /// safe; a flush is still attempted to shorten the next start-up.
@@ -135,6 +156,9 @@ pub async fn run(
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted,
+        ))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
