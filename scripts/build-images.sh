@@ -12,6 +12,7 @@
 #   TAG            image tag (default: the workspace version, e.g. 0.1.0); also tagged :dev
 #   CARGO_TARGET_DIR  where release binaries are (default: target)
 #   SKIP_BUILD=1   use existing release binaries instead of running cargo build
+#   STRIP=0        keep debug info in the image's binary
 #   KIND_CLUSTER   if set, `kind load docker-image` the images into that cluster
 #   K3D_CLUSTER    if set, `k3d image import` the images into that cluster
 set -euo pipefail
@@ -31,6 +32,10 @@ assemble_rootfs() {
   mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/ssl/certs" "$rootfs/tmp"
   chmod 1777 "$rootfs/tmp"
   cp "$bin" "$rootfs/usr/local/bin/"
+  # the release profile keeps line tables for backtraces: drop them from the image
+  if [[ "${STRIP:-1}" == 1 ]] && command -v strip >/dev/null 2>&1; then
+    strip --strip-debug "$rootfs/usr/local/bin/$(basename "$bin")"
+  fi
   # shared libraries (absolute paths printed by ldd), incl. the dynamic loader
   if ldd "$bin" > "$dest/ldd.txt" 2>&1; then
     grep -oE '/[^ ]+' "$dest/ldd.txt" | sort -u | while read -r lib; do

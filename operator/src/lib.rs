@@ -14,3 +14,14 @@ pub mod crd;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod telemetry;
+
+#[cfg(test)]
+mod tests {
+    /// A TLS client can be built: rustls needs exactly one crypto provider
+    /// (kube's `ring` feature), otherwise the binary panics at start-up.
+    #[tokio::test]
+    async fn tls_client_builds() {
+        let config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        kube::Client::try_from(config).expect("client with rustls");
+    }
+}
