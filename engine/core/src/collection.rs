@@ -220,27 +220,20 @@ impl Collection {
         upsert: bool,
     ) -> Result<u64> {
         let routes = self.route(pks);
+        let used = routes.iter().filter(|r| !r.is_empty()).count();
+        let mut whole = Some(columns);
         let mut futs = Vec::new();
         for (shard, rows) in routes.iter().enumerate() {
             if rows.is_empty() {
                 continue;
             }
-            let cols: Vec<(String, Column)> =
-                if routes.iter().filter(|r| !r.is_empty()).count() == 1 {
-                    self.schema
-                        .fields
-                        .iter()
-                        .zip(columns.iter())
-                        .map(|(f, c)| (f.name.clone(), c.clone()))
-                        .collect()
-                } else {
-                    self.schema
-                        .fields
-                        .iter()
-                        .zip(columns.iter())
-                        .map(|(f, c)| (f.name.clone(), c.take(rows)))
-                        .collect()
-                };
+            let names = self.schema.fields.iter().map(|f| f.name.clone());
+            let cols: Vec<(String, Column)> = match (used, whole.as_ref()) {
+                // All rows go to one shard: move the columns, no copy.
+                (1, Some(_)) => names.zip(whole.take().unwrap_or_default()).collect(),
+                (_, Some(all)) => names.zip(all.iter().map(|c| c.take(rows))).collect(),
+                (_, None) => continue,
+            };
             let bytes = cols.iter().map(|(_, c)| approx_bytes(c)).sum();
             let rows = RowBatch { columns: cols };
             let record = if upsert {

@@ -137,13 +137,15 @@ impl SegmentData {
         ))
     }
 
-    /// Append rows `rows` (schema-ordered columns) with timestamp `ts`.
-    pub fn append(&mut self, rows: &[Column], ts: u64) {
-        let n = rows.first().map_or(0, Column::len);
+    /// Append rows (schema-ordered columns of equal length) with timestamp `ts`.
+    pub fn append<'a>(&mut self, rows: impl IntoIterator<Item = &'a Column>, ts: u64) {
+        let mut n = None;
         for (dst, src) in self.columns.iter_mut().zip(rows) {
+            n.get_or_insert(src.len());
             dst.extend(src);
         }
-        self.timestamps.extend(std::iter::repeat_n(ts, n));
+        self.timestamps
+            .extend(std::iter::repeat_n(ts, n.unwrap_or(0)));
     }
 
     pub fn primary_key(&self, pk_index: usize, row: usize) -> Option<PrimaryKey> {
@@ -332,7 +334,7 @@ mod tests {
         let s = schema();
         let mut d = SegmentData::empty(&s);
         d.append(
-            &[
+            &vec![
                 Column::Int(vec![1, 2]),
                 Column::VarChar(vec!["a".into(), "b".into()]),
                 Column::FloatVector {

@@ -93,13 +93,12 @@ impl ShardState {
                 rows,
             } => {
                 let handle = self.growing_for(schema, *partition_id);
-                let cols: Vec<Column> = rows.columns.iter().map(|(_, c)| c.clone()).collect();
-                let n = cols.first().map_or(0, Column::len);
+                let n = rows.num_rows();
                 let base = self
                     .segments
                     .get(&handle)
                     .map_or(0, |s| s.data().num_rows());
-                if let Some(pk_col) = cols.get(pk_index) {
+                if let Some((_, pk_col)) = rows.columns.get(pk_index) {
                     for i in 0..n {
                         if let Some(pk) = pk_col.primary_key(i)
                             && let Some(old) = self.pk_map.insert(pk, (handle, (base + i) as u32))
@@ -113,7 +112,7 @@ impl ShardState {
                     ..
                 }) = self.segments.get_mut(&handle)
                 {
-                    data.append(&cols, *ts);
+                    data.append(rows.columns.iter().map(|(_, c)| c), *ts);
                 }
                 self.applied_ts = self.applied_ts.max(*ts);
             }

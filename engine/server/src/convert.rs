@@ -176,7 +176,7 @@ pub fn consistency_to(c: Consistency) -> i32 {
 /// Convert request `FieldData` columns into a core `RowBatch`, checking each column against
 /// the schema's declared type (so an Int64 column sent for a VarChar field is a clear error).
 pub fn field_data_to_batch(
-    fields: &[ps::FieldData],
+    fields: Vec<ps::FieldData>,
     schema: &CollectionSchema,
 ) -> Result<RowBatch, ApiError> {
     let mut columns = Vec::with_capacity(fields.len());
@@ -187,28 +187,28 @@ pub fn field_data_to_batch(
             fd.field_name.clone()
         };
         let declared = schema.field(&name);
-        let col = match &fd.field {
+        let col = match fd.field {
             Some(ps::field_data::Field::Scalars(sf)) => {
                 use ps::scalar_field::Data as D;
-                match &sf.data {
-                    Some(D::BoolData(a)) => Column::Bool(a.data.clone()),
+                match sf.data {
+                    Some(D::BoolData(a)) => Column::Bool(a.data),
                     Some(D::IntData(a)) => {
                         Column::Int(a.data.iter().map(|x| i64::from(*x)).collect())
                     }
-                    Some(D::LongData(a)) => Column::Int(a.data.clone()),
+                    Some(D::LongData(a)) => Column::Int(a.data),
                     Some(D::FloatData(a)) => match declared.map(|f| f.data_type) {
                         Some(DataType::Double) => {
                             Column::Double(a.data.iter().map(|x| f64::from(*x)).collect())
                         }
-                        _ => Column::Float(a.data.clone()),
+                        _ => Column::Float(a.data),
                     },
                     Some(D::DoubleData(a)) => match declared.map(|f| f.data_type) {
                         Some(DataType::Float) => {
                             Column::Float(a.data.iter().map(|x| *x as f32).collect())
                         }
-                        _ => Column::Double(a.data.clone()),
+                        _ => Column::Double(a.data),
                     },
-                    Some(D::StringData(a)) => Column::VarChar(a.data.clone()),
+                    Some(D::StringData(a)) => Column::VarChar(a.data),
                     Some(D::JsonData(a)) => {
                         let mut v = Vec::with_capacity(a.data.len());
                         for (i, b) in a.data.iter().enumerate() {
@@ -235,7 +235,7 @@ pub fn field_data_to_batch(
                     }
                 }
             }
-            Some(ps::field_data::Field::Vectors(vf)) => match &vf.data {
+            Some(ps::field_data::Field::Vectors(vf)) => match vf.data {
                 Some(ps::vector_field::Data::FloatVector(a)) => {
                     let dim = usize::try_from(vf.dim).map_err(|_| {
                         ApiError::invalid(&name, format!("negative dim {}", vf.dim))
@@ -570,7 +570,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let b = field_data_to_batch(&fd, &s).unwrap();
+        let b = field_data_to_batch(fd, &s).unwrap();
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.column("score"), Some(&Column::Double(vec![0.5, 1.5])));
         assert_eq!(

@@ -1081,11 +1081,11 @@ impl milvus_service_server::MilvusService for Proxy {
         &self,
         r: Request<InsertRequest>,
     ) -> Result<Response<MutationResult>, tonic::Status> {
-        let r = r.into_inner();
+        let mut r = r.into_inner();
         self.run("Insert", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
-            let batch = field_data_to_batch(&r.fields_data, &c.schema)?;
+            let batch = field_data_to_batch(std::mem::take(&mut r.fields_data), &c.schema)?;
             if r.num_rows as usize != batch.num_rows() && r.num_rows != 0 {
                 return Err(ApiError::invalid(
                     "num_rows",
@@ -1117,14 +1117,14 @@ impl milvus_service_server::MilvusService for Proxy {
         &self,
         r: Request<UpsertRequest>,
     ) -> Result<Response<MutationResult>, tonic::Status> {
-        let r = r.into_inner();
+        let mut r = r.into_inner();
         self.run("Upsert", async {
             check_db(&r.db_name)?;
             if r.partial_update {
                 return Err(ApiError::Unimplemented("partial update"));
             }
             let c = self.db.collection(&r.collection_name)?;
-            let batch = field_data_to_batch(&r.fields_data, &c.schema)?;
+            let batch = field_data_to_batch(std::mem::take(&mut r.fields_data), &c.schema)?;
             let res = self
                 .db
                 .upsert(&r.collection_name, &r.partition_name, batch)
