@@ -591,7 +591,7 @@ mod tests {
             ..Default::default()
         }];
         assert!(
-            field_data_to_batch(&bad_json, &s)
+            field_data_to_batch(bad_json, &s)
                 .unwrap_err()
                 .to_string()
                 .contains("$meta")
