@@ -39,6 +39,12 @@ for bad in "--set logFormat=xml" "--set replicaCount=-1" "--set image.pullPolicy
   fi
 done
 
+step "several replicas need leader election"
+if helm template ferrovus-operator "$CHART" --set replicaCount=2 --set leaderElection.enabled=false > /dev/null 2>&1; then
+  echo "check: replicaCount=2 without leader election was accepted" >&2
+  exit 1
+fi
+
 step "namespaced install renders Roles only"
 helm template ferrovus-operator "$CHART" --namespace ferrovus-system --set 'watchNamespaces={team-a}' > /tmp/ferrovus-operator-ns.yaml
 if grep -q "^kind: ClusterRole" /tmp/ferrovus-operator-ns.yaml; then
