@@ -455,9 +455,22 @@ impl Database {
         if !c.indexes.read().iter().any(matches) {
             return Ok(());
         }
+        let dropped: Vec<IndexSpec> = c
+            .indexes
+            .read()
+            .iter()
+            .filter(|s| matches(s))
+            .cloned()
+            .collect();
         c.indexes.write().retain(|s| !matches(s));
         c.meta.write().indexes.retain(|s| !matches(s));
-        self.persist(&c).await
+        self.persist(&c).await?;
+        for spec in dropped {
+            for sh in &c.shards {
+                sh.detach_index(spec.field_id, spec.index_id);
+            }
+        }
+        Ok(())
     }
 
     /// Index specs with (indexed rows, total rows).
@@ -665,6 +678,25 @@ impl Database {
 
     pub fn row_count(&self, collection: &str) -> Result<usize> {
         Ok(self.collection(collection)?.num_rows())
+    }
+
+    /// Rows of sealed segments still waiting for an index build, over all collections.
+    pub fn pending_index_rows(&self) -> usize {
+        let mut pending = 0;
+        for c in self.list_collections() {
+            for spec in c
+                .indexes
+                .read()
+                .iter()
+                .filter(|s| s.index_type != IndexType::Flat)
+            {
+                for sh in &c.shards {
+                    let (done, total) = sh.index_progress(spec.index_id, spec.field_id);
+                    pending += total.saturating_sub(done);
+                }
+            }
+        }
+        pending
     }
 
     /// Totals for metrics: (collections, rows, segments, memory bytes).

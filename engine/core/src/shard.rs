@@ -347,6 +347,21 @@ impl Shard {
         });
     }
 
+    /// Detach a dropped index from every segment (its files become garbage at the next
+    /// checkpoint's index update or are ignored on recovery, since the spec is gone).
+    pub fn detach_index(&self, field_id: i64, index_id: i64) {
+        let mut st = self.inner.state.write();
+        for seg in st.segments.values_mut() {
+            if seg
+                .indexes
+                .get(&field_id)
+                .is_some_and(|(id, _)| *id == index_id)
+            {
+                seg.indexes.remove(&field_id);
+            }
+        }
+    }
+
     /// (indexed rows, total sealed rows) for an index id.
     pub fn index_progress(&self, index_id: i64, field_id: i64) -> (usize, usize) {
         let st = self.inner.state.read();

@@ -504,3 +504,45 @@ async fn strong_reads_see_every_acknowledged_write() {
     assert!(reader.await.unwrap() > 0);
     assert_eq!(count(&db, "c", ""), 600);
 }
+
+#[tokio::test]
+async fn drop_and_recreate_index() {
+    let s = Stores::new();
+    let db = s.open(CoreConfig::default()).await.unwrap();
+    setup(&db, "c", "HNSW").await;
+    db.insert("c", "", rows(0..300, "a")).await.unwrap();
+    db.flush("c").await.unwrap();
+    wait_indexed(&db, "c").await;
+    assert_eq!(db.pending_index_rows(), 0);
+    // A loaded collection's index cannot be dropped.
+    let e = db.drop_index("c", "v", "").await.unwrap_err().to_string();
+    assert!(e.contains("release"), "{e}");
+    db.release("c").await.unwrap();
+    db.drop_index("c", "v", "").await.unwrap();
+    assert!(matches!(
+        db.describe_indexes("c", ""),
+        Err(CoreError::IndexNotFound { .. })
+    ));
+    let e = db.load("c").await.unwrap_err().to_string();
+    assert!(e.contains("create index"), "{e}");
+    let mut p = BTreeMap::new();
+    p.insert("index_type".to_string(), "HNSW".to_string());
+    p.insert("metric_type".to_string(), "IP".to_string());
+    p.insert("M".to_string(), "8".to_string());
+    db.create_index("c", "v", "v_ip", p).await.unwrap();
+    wait_indexed(&db, "c").await;
+    let d = db.describe_indexes("c", "").unwrap();
+    assert_eq!((d[0].0.index_name.as_str(), d[0].0.m), ("v_ip", 8));
+    db.load("c").await.unwrap();
+    let q = vector(3);
+    let r = db.search(&search("c", &q, 5, "")).unwrap();
+    assert_eq!(r.ids[0].len(), 5);
+    assert!(
+        r.scores[0].windows(2).all(|w| w[0] >= w[1]),
+        "IP descending"
+    );
+    let mut bad = search("c", &q, 5, "");
+    bad.metric = Some(ferrovus_core::request::MetricType::L2);
+    let e = db.search(&bad).unwrap_err().to_string();
+    assert!(e.contains("metric type not match"), "{e}");
+}

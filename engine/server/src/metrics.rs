@@ -33,6 +33,7 @@ pub struct Metrics {
     segments: Gauge<i64, std::sync::atomic::AtomicI64>,
     collections: Gauge<i64, std::sync::atomic::AtomicI64>,
     memory: Gauge<i64, std::sync::atomic::AtomicI64>,
+    index_pending: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -62,6 +63,7 @@ impl Metrics {
         let segments = Gauge::default();
         let collections = Gauge::default();
         let memory = Gauge::default();
+        let index_pending = Gauge::default();
         registry.register(
             "rpc_requests",
             "Milvus RPCs handled, by method and Milvus status code",
@@ -85,6 +87,11 @@ impl Metrics {
         );
         registry.register("collections", "Collections", collections.clone());
         registry.register(
+            "index_pending_rows",
+            "Rows of sealed segments waiting for an index build",
+            index_pending.clone(),
+        );
+        registry.register(
             "memory_bytes",
             "Approximate bytes held by segments and indexes",
             memory.clone(),
@@ -98,6 +105,7 @@ impl Metrics {
             segments,
             collections,
             memory,
+            index_pending,
         }
     }
 
@@ -127,6 +135,7 @@ impl Metrics {
             self.rows.set(r as i64);
             self.segments.set(s as i64);
             self.memory.set(m as i64);
+            self.index_pending.set(db.pending_index_rows() as i64);
         }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());

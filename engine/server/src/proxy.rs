@@ -167,7 +167,13 @@ impl Proxy {
         f: impl Future<Output = ApiResult<T>>,
     ) -> Result<Response<T>, tonic::Status> {
         let start = Instant::now();
-        let (reply, code) = match AssertUnwindSafe(f).catch_unwind().await {
+        let span = tracing::debug_span!("rpc", method);
+        let (reply, code) = match tracing::Instrument::instrument(
+            AssertUnwindSafe(f).catch_unwind(),
+            span,
+        )
+        .await
+        {
             Ok(Ok(r)) => (r, 0),
             Ok(Err(e)) => {
                 let st = e.to_status();
