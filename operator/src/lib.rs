@@ -15,12 +15,21 @@ pub mod crd;
 pub(crate) mod fake;
 pub mod telemetry;
 
+/// Installs `ring` as rustls' process-wide crypto provider (idempotent). Call
+/// before building a Kubernetes client: with both `ring` and `aws-lc-rs`
+/// enabled in a build, rustls cannot pick one by itself and panics.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     /// A TLS client can be built: rustls needs exactly one crypto provider
     /// (kube's `ring` feature), otherwise the binary panics at start-up.
     #[tokio::test]
     async fn tls_client_builds() {
+        super::install_crypto_provider();
+        super::install_crypto_provider();
         let config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
         kube::Client::try_from(config).expect("client with rustls");
     }

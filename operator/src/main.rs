@@ -106,6 +106,7 @@ async fn termination() {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(args.log_format);
+    ferrovus_operator::install_crypto_provider();
 
     let metrics = Arc::new(Metrics::default());
     let mut registry = Registry::default();
