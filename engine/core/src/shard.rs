@@ -453,23 +453,11 @@ impl Shard {
     pub fn matching_pks(&self, plan: &Plan, partitions: &Option<HashSet<i64>>) -> Vec<PrimaryKey> {
         let st = self.inner.state.read();
         let mut out = Vec::new();
-        for seg in st.segments.values() {
-            if partitions
-                .as_ref()
-                .is_some_and(|p| !p.contains(&seg.partition_id))
-            {
-                continue;
+        for_each_live_match(&st, plan, partitions, |d, row| {
+            if let Some(pk) = d.primary_key(self.inner.pk_index, row) {
+                out.push(pk);
             }
-            let d = seg.data();
-            for row in 0..d.num_rows() {
-                if !seg.deleted.get(row)
-                    && plan.eval(&d.row(row))
-                    && let Some(pk) = d.primary_key(self.inner.pk_index, row)
-                {
-                    out.push(pk);
-                }
-            }
-        }
+        });
         out
     }
 
@@ -589,25 +577,12 @@ impl Shard {
         }
         let mut count = 0;
         let mut rows = Vec::new();
-        for seg in st.segments.values() {
-            if partitions
-                .as_ref()
-                .is_some_and(|p| !p.contains(&seg.partition_id))
-            {
-                continue;
+        for_each_live_match(&st, plan, partitions, |d, row| {
+            count += 1;
+            if !count_only && let Some(pk) = d.primary_key(self.inner.pk_index, row) {
+                rows.push((pk, output.iter().map(|&fi| value_at(d, fi, row)).collect()));
             }
-            let d = seg.data();
-            let all = plan.is_match_all();
-            for row in 0..d.num_rows() {
-                if seg.deleted.get(row) || !(all || plan.eval(&d.row(row))) {
-                    continue;
-                }
-                count += 1;
-                if !count_only && let Some(pk) = d.primary_key(self.inner.pk_index, row) {
-                    rows.push((pk, output.iter().map(|&fi| value_at(d, fi, row)).collect()));
-                }
-            }
-        }
+        });
         (count, rows)
     }
 
@@ -620,6 +595,30 @@ impl Shard {
 impl Drop for Shard {
     fn drop(&mut self) {
         self.inner.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Call `f` for every live row of the selected partitions that matches `plan`.
+fn for_each_live_match(
+    st: &ShardState,
+    plan: &Plan,
+    partitions: &Option<HashSet<i64>>,
+    mut f: impl FnMut(&SegmentData, usize),
+) {
+    let all = plan.is_match_all();
+    for seg in st.segments.values() {
+        if partitions
+            .as_ref()
+            .is_some_and(|p| !p.contains(&seg.partition_id))
+        {
+            continue;
+        }
+        let d = seg.data();
+        for row in 0..d.num_rows() {
+            if !seg.deleted.get(row) && (all || plan.eval(&d.row(row))) {
+                f(d, row);
+            }
+        }
     }
 }
 

@@ -234,6 +234,43 @@ impl Proxy {
         })
     }
 
+    /// Insert or upsert request columns; the response Milvus clients expect for both.
+    async fn write(
+        &self,
+        collection: String,
+        partition: String,
+        fields: Vec<ps::FieldData>,
+        num_rows: u32,
+        upsert: bool,
+    ) -> ApiResult<MutationResult> {
+        let c = self.db.collection(&collection)?;
+        let batch = field_data_to_batch(fields, &c.schema)?;
+        if num_rows != 0 && num_rows as usize != batch.num_rows() {
+            return Err(ApiError::invalid(
+                "num_rows",
+                format!(
+                    "num_rows is {num_rows} but the columns have {} rows",
+                    batch.num_rows()
+                ),
+            ));
+        }
+        let res = if upsert {
+            self.db.upsert(&collection, &partition, batch).await?
+        } else {
+            self.db.insert(&collection, &partition, batch).await?
+        };
+        self.metrics.rows_inserted(res.insert_count);
+        Ok(MutationResult {
+            status: Some(status::success()),
+            i_ds: Some(ids_to_proto(&res.ids)),
+            succ_index: (0..res.insert_count as u32).collect(),
+            insert_cnt: res.insert_count as i64,
+            upsert_cnt: res.upsert_count as i64,
+            timestamp: res.timestamp,
+            ..Default::default()
+        })
+    }
+
     fn search_params(&self, req: &SearchRequest) -> ApiResult<CoreSearch> {
         let p = &req.search_params;
         let topk = kv_get(p, "topk")
@@ -1087,34 +1124,17 @@ impl milvus_service_server::MilvusService for Proxy {
         &self,
         r: Request<InsertRequest>,
     ) -> Result<Response<MutationResult>, tonic::Status> {
-        let mut r = r.into_inner();
+        let r = r.into_inner();
         self.run("Insert", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            let batch = field_data_to_batch(std::mem::take(&mut r.fields_data), &c.schema)?;
-            if r.num_rows as usize != batch.num_rows() && r.num_rows != 0 {
-                return Err(ApiError::invalid(
-                    "num_rows",
-                    format!(
-                        "num_rows is {} but the columns have {} rows",
-                        r.num_rows,
-                        batch.num_rows()
-                    ),
-                ));
-            }
-            let res = self
-                .db
-                .insert(&r.collection_name, &r.partition_name, batch)
-                .await?;
-            self.metrics.rows_inserted(res.insert_count);
-            Ok(MutationResult {
-                status: Some(status::success()),
-                i_ds: Some(ids_to_proto(&res.ids)),
-                succ_index: (0..res.insert_count as u32).collect(),
-                insert_cnt: res.insert_count as i64,
-                timestamp: res.timestamp,
-                ..Default::default()
-            })
+            self.write(
+                r.collection_name,
+                r.partition_name,
+                r.fields_data,
+                r.num_rows,
+                false,
+            )
+            .await
         })
         .await
     }
@@ -1123,28 +1143,20 @@ impl milvus_service_server::MilvusService for Proxy {
         &self,
         r: Request<UpsertRequest>,
     ) -> Result<Response<MutationResult>, tonic::Status> {
-        let mut r = r.into_inner();
+        let r = r.into_inner();
         self.run("Upsert", async {
             check_db(&r.db_name)?;
             if r.partial_update {
                 return Err(ApiError::Unimplemented("partial update"));
             }
-            let c = self.db.collection(&r.collection_name)?;
-            let batch = field_data_to_batch(std::mem::take(&mut r.fields_data), &c.schema)?;
-            let res = self
-                .db
-                .upsert(&r.collection_name, &r.partition_name, batch)
-                .await?;
-            self.metrics.rows_inserted(res.upsert_count);
-            Ok(MutationResult {
-                status: Some(status::success()),
-                i_ds: Some(ids_to_proto(&res.ids)),
-                succ_index: (0..res.upsert_count as u32).collect(),
-                insert_cnt: res.upsert_count as i64,
-                upsert_cnt: res.upsert_count as i64,
-                timestamp: res.timestamp,
-                ..Default::default()
-            })
+            self.write(
+                r.collection_name,
+                r.partition_name,
+                r.fields_data,
+                r.num_rows,
+                true,
+            )
+            .await
         })
         .await
     }
