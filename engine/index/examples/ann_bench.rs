@@ -6,6 +6,7 @@
 //!     [--gen normal|clustered --n 100000 --dim 128 --nq 1000 --seed 1] \
 //!     [--metric L2|IP|COSINE] [--m 16] [--efc 200] [--threads 2] [--k 10] \
 //!     [--ef 16,32,64,128] [--filter 0.01] [--save FILE] [--index flat|hnsw] [--min-time 1.0]
+//!     [--load FILE (skip the build; mmap)] [--load-anon FILE (copy into huge pages)] [--exact-frac F (filtered: exact below this allowed fraction)]
 //! ```
 //! Prints `build_s`, then one `ef=.. qps=.. recall=..` line per ef (one query per call, one
 //! thread), in a format the harness parses.
@@ -190,7 +191,17 @@ fn main() {
     };
 
     let t = Instant::now();
-    let index = if kind == "flat" {
+    let index = if let Some(path) = arg_str(&args, "--load-anon") {
+        // Read the file into huge-page advised anonymous memory (instead of a file map).
+        let bytes = std::fs::read(&path).unwrap();
+        let mut map = memmap2::MmapMut::map_anon(bytes.len()).unwrap();
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        map.copy_from_slice(&bytes);
+        VectorIndex::load(map.make_read_only().unwrap()).unwrap()
+    } else if let Some(path) = arg_str(&args, "--load") {
+        VectorIndex::load_file(&path).unwrap()
+    } else if kind == "flat" {
         VectorIndex::build(dim, metric, &IndexParams::Flat, &base).unwrap()
     } else {
         VectorIndex::Hnsw(
@@ -204,6 +215,13 @@ fn main() {
             )
             .unwrap(),
         )
+    };
+    let index = match (index, arg_str(&args, "--exact-frac")) {
+        (VectorIndex::Hnsw(mut h), Some(f)) => {
+            h.set_exact_filter_fraction(f.parse().unwrap());
+            VectorIndex::Hnsw(h)
+        }
+        (i, _) => i,
     };
     let build_s = t.elapsed().as_secs_f64();
     println!(
@@ -260,7 +278,7 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - c0;
         println!(
-            "ef={ef} qps={:.1} recall={:.4} cpu_qps={:.1}",
+            "ef={ef} qps={:.1} recall={:.4} cpu_qps={:.1} queries={done}",
             done as f64 / secs,
             recall(&res, &gt, k),
             done as f64 / cpu.max(1e-9)

@@ -266,6 +266,14 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Prefetch `lines` consecutive cache lines starting at `p`.
+#[inline(always)]
+pub(crate) fn prefetch_lines(p: *const u8, lines: usize) {
+    for i in 0..lines {
+        prefetch(p.wrapping_add(i * 64));
+    }
+}
+
 mod scalar {
     //! Portable kernels: plain loops with 8 independent accumulators.
 

@@ -25,10 +25,20 @@ fn recall_not_below_hnsw_rs() {
     let queries = normal(nq, dim, 62);
     let truth = exact(Metric::L2, dim, &data, &queries, k, None);
 
-    let ours = HnswIndex::build(dim, Metric::L2, HnswParams::new(m, efc).unwrap(), &data).unwrap();
+    // Both built single-threaded, so the comparison is deterministic.
+    let ours = HnswIndex::build_with(
+        dim,
+        Metric::L2,
+        HnswParams::new(m, efc).unwrap(),
+        &data,
+        1,
+        100,
+    )
+    .unwrap();
     let theirs: Hnsw<'_, f32, DistL2> = Hnsw::new(m, n, 16, efc, DistL2 {});
-    let rows: Vec<(&[f32], usize)> = data.chunks(dim).enumerate().map(|(i, r)| (r, i)).collect();
-    theirs.parallel_insert_slice(&rows);
+    for (i, r) in data.chunks(dim).enumerate() {
+        theirs.insert_slice((r, i));
+    }
 
     let mut rows = Vec::new();
     for ef in [16usize, 32, 64, 128] {
