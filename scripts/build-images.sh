@@ -56,9 +56,15 @@ assemble_rootfs() {
 
 build_image() {
   local name="$1" binary="$2" dockerfile="$3" package="$4"
-  local bin="$TARGET_DIR/release/$binary"
+  # PROFILE=debug reuses the debug build (tests); images for users are release builds.
+  local profile="${PROFILE:-release}"
+  local bin="$TARGET_DIR/$profile/$binary"
   if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p "$package" --bin "$binary"
+    if [[ "$profile" == release ]]; then
+      cargo build --release -p "$package" --bin "$binary"
+    else
+      cargo build -p "$package" --bin "$binary"
+    fi
   fi
   [[ -x "$bin" ]] || { echo "build-images: $bin not found" >&2; exit 1; }
   local ctx
