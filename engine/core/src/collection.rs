@@ -428,11 +428,7 @@ impl Collection {
             (None, None) => MetricType::L2,
         };
         let k = req.limit + req.offset;
-        let ef = req
-            .ef
-            .unwrap_or(0)
-            .max(k)
-            .max(crate::vindex::DEFAULT_SEARCH_EF);
+        let ef = req.ef.unwrap_or(crate::vindex::DEFAULT_SEARCH_EF).max(k);
         let plan = self.compile_filter(&req.filter, &req.filter_params)?;
         let output = self.output_indexes(&req.output_fields)?;
         let partitions = self.partition_filter(&req.partitions)?;
