@@ -1492,6 +1492,80 @@ impl milvus_service_server::MilvusService for Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
+
+    async fn proxy() -> Proxy {
+        let db = Database::open(
+            Arc::new(MemoryMetaStore::default()),
+            Arc::new(MemoryObjectStore::default()),
+            ferrovus_core::CoreConfig::default(),
+        )
+        .await
+        .unwrap();
+        Proxy::new(db, Arc::new(Metrics::new()))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_an_internal_error_and_is_counted() {
+        let p = proxy().await;
+        let resp = p
+            .run("Boom", async {
+                if p.started > 0 {
+                    panic!("boom at the wire");
+                }
+                Ok(BoolResponse::default())
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let st = resp.status.unwrap();
+        assert_eq!(st.code, ferrovus_proto::codes::UNEXPECTED);
+        assert!(
+            st.reason.contains("Boom") && st.reason.contains("boom at the wire"),
+            "{}",
+            st.reason
+        );
+        let text = p.metrics.render(None);
+        assert!(text.contains("method=\"Boom\""), "{text}");
+        // The service still answers afterwards.
+        let ok = p
+            .run("Ok", async {
+                Ok(BoolResponse {
+                    status: Some(status::success()),
+                    value: true,
+                })
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(ok.value);
+    }
+
+    #[tokio::test]
+    async fn errors_travel_in_the_milvus_status_not_as_grpc_errors() {
+        use milvus_service_server::MilvusService;
+        let p = proxy().await;
+        let resp = p
+            .describe_collection(Request::new(DescribeCollectionRequest {
+                collection_name: "nope".into(),
+                ..Default::default()
+            }))
+            .await
+            .expect("a Milvus error is a successful gRPC response")
+            .into_inner();
+        let st = resp.status.unwrap();
+        assert_eq!(st.code, ferrovus_proto::codes::COLLECTION_NOT_FOUND);
+        assert!(st.reason.contains("nope"));
+        let resp = p
+            .get_load_state(Request::new(GetLoadStateRequest {
+                collection_name: "nope".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.state, common::LoadState::NotExist as i32);
+    }
 
     #[test]
     fn index_params_flatten_json() {
