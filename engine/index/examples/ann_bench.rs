@@ -6,7 +6,7 @@
 //!     [--gen normal|clustered --n 100000 --dim 128 --nq 1000 --seed 1] \
 //!     [--metric L2|IP|COSINE] [--m 16] [--efc 200] [--threads 2] [--k 10] \
 //!     [--ef 16,32,64,128] [--filter 0.01] [--save FILE] [--index flat|hnsw] [--min-time 1.0]
-//!     [--load FILE (skip the build; mmap)] [--load-anon FILE (copy into huge pages)] [--exact-frac F (filtered: exact below this allowed fraction)]
+//!     [--load FILE (skip the build; mmap)] [--load-anon FILE (copy into huge pages)] [--exact-factor F (filtered search: exact-switch cost factor, 0 = walk)]
 //! ```
 //! Prints `build_s`, then one `ef=.. qps=.. recall=..` line per ef (one query per call, one
 //! thread), in a format the harness parses.
@@ -216,9 +216,9 @@ fn main() {
             .unwrap(),
         )
     };
-    let index = match (index, arg_str(&args, "--exact-frac")) {
+    let index = match (index, arg_str(&args, "--exact-factor")) {
         (VectorIndex::Hnsw(mut h), Some(f)) => {
-            h.set_exact_filter_fraction(f.parse().unwrap());
+            h.set_exact_filter_factor(f.parse().unwrap());
             VectorIndex::Hnsw(h)
         }
         (i, _) => i,

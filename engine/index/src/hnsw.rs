@@ -88,8 +88,13 @@ impl Default for HnswParams {
 /// number of distance computations; M=24 sits between in memory.)
 pub const DEFAULT_SEARCH_EF: usize = 192;
 
-/// Below this fraction of allowed rows a filtered search scans the allowed rows exactly.
-pub const DEFAULT_EXACT_FILTER_FRACTION: f64 = 0.03;
+/// Filtered search goes exact (scans the allowed rows) when
+/// `allowed² < factor · n · ef · M0`, i.e. when the scan (`allowed` distances) is cheaper than the
+/// filtered graph walk, which costs about `ef · M0` (unfiltered visits) divided by the allowed
+/// fraction. Measured on 100k × 128 (M=16, ef=64, one thread): at 10 % allowed the walk ran 800
+/// QPS vs 4,900 exact, at 2 % 230 vs 30,000, at 1 % 150 vs 65,000; at 30 % the walk wins (2,600
+/// vs 500). With factor 2 the switch is at ≈ 20 % there (≈ 6 % at 1M rows, higher for larger ef).
+pub const DEFAULT_EXACT_FILTER_FACTOR: f64 = 2.0;
 
 /// Cache lines prefetched per neighbour vector before its distance is computed. One line (as
 /// hnswlib) measured best here; the hardware's adjacent-line prefetcher does the rest.
@@ -161,7 +166,7 @@ pub struct HnswIndex {
     max_level: usize,
     kernel: Kernel,
     dist: RawDist,
-    exact_fraction: f64,
+    exact_factor: f64,
     pool: Mutex<Vec<Scratch>>,
     /// Cache lines prefetched per neighbour vector.
     pf_lines: usize,
@@ -523,7 +528,7 @@ impl HnswIndex {
             max_level,
             kernel,
             dist,
-            exact_fraction: DEFAULT_EXACT_FILTER_FRACTION,
+            exact_factor: DEFAULT_EXACT_FILTER_FACTOR,
             pool: Mutex::new(Vec::new()),
             pf_lines: PREFETCH_LINES,
         })
@@ -535,10 +540,11 @@ impl HnswIndex {
         self.dist = kernel.raw(self.metric);
     }
 
-    /// Sets the allowed-fraction below which filtered searches go exact (default
-    /// [`DEFAULT_EXACT_FILTER_FRACTION`]); 0 disables the switch (except for tiny allowed sets).
-    pub fn set_exact_filter_fraction(&mut self, f: f64) {
-        self.exact_fraction = f;
+    /// Sets the cost factor of the exact-search switch for filtered searches (default
+    /// [`DEFAULT_EXACT_FILTER_FACTOR`]); 0 disables the switch except when no more than `ef`
+    /// rows are allowed, which are always scanned.
+    pub fn set_exact_filter_factor(&mut self, f: f64) {
+        self.exact_factor = f;
     }
 
     pub fn len(&self) -> usize {
@@ -715,9 +721,8 @@ impl HnswIndex {
     }
 
     fn prefer_exact(&self, allowed: usize, ef: usize) -> bool {
-        // Exact costs `allowed` distances; a filtered graph walk costs roughly the unfiltered
-        // visit count divided by the selectivity. Tiny allowed sets always go exact.
-        allowed <= 4 * ef.max(64) || (allowed as f64) < self.exact_fraction * self.n as f64
+        let a = allowed as f64;
+        allowed <= ef || a * a < self.exact_factor * self.n as f64 * ef as f64 * self.m0 as f64
     }
 
     /// Greedy descent through the upper levels, then the level-0 beam search.
@@ -1003,7 +1008,7 @@ impl HnswIndex {
             max_level,
             kernel,
             dist: kernel.raw(metric),
-            exact_fraction: DEFAULT_EXACT_FILTER_FRACTION,
+            exact_factor: DEFAULT_EXACT_FILTER_FACTOR,
             pool: Mutex::new(Vec::new()),
             pf_lines: PREFETCH_LINES,
         })

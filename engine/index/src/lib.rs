@@ -27,7 +27,7 @@ mod topk;
 pub use bitset::Bitset;
 pub use distance::{Kernel, Metric, SimdLevel};
 pub use flat::FlatIndex;
-pub use hnsw::{DEFAULT_SEARCH_EF, HnswIndex, HnswParams};
+pub use hnsw::{DEFAULT_EXACT_FILTER_FACTOR, DEFAULT_SEARCH_EF, HnswIndex, HnswParams};
 
 #[derive(Debug, Error)]
 pub enum IndexError {

@@ -44,7 +44,7 @@ fn filtered_search_respects_bitset_and_recall() {
 
 #[test]
 fn filtered_graph_walk_without_exact_fallback() {
-    // Force the in-graph filtered walk (no exact switch) at 10 % selectivity.
+    // Force the in-graph filtered walk (no exact switch) at 50 % and 10 % selectivity.
     let (n, dim, nq) = if cfg!(debug_assertions) {
         (3000, 32, 40)
     } else {
@@ -53,11 +53,13 @@ fn filtered_graph_walk_without_exact_fallback() {
     let data = normal(n, dim, 23);
     let queries = normal(nq, dim, 24);
     let mut h = HnswIndex::build(dim, Metric::Ip, HnswParams::AUTOINDEX, &data).unwrap();
-    h.set_exact_filter_fraction(0.0);
+    h.set_exact_filter_factor(0.0);
     let idx = VectorIndex::Hnsw(h);
-    let r = filtered_recall(&idx, &data, &queries, dim, 0.1, 5);
-    eprintln!("graph walk at 10 %: recall@10 {r:.4}");
-    assert!(r >= 0.95, "recall {r}");
+    for (frac, seed) in [(0.5, 4), (0.1, 5)] {
+        let r = filtered_recall(&idx, &data, &queries, dim, frac, seed);
+        eprintln!("graph walk at {frac}: recall@10 {r:.4}");
+        assert!(r >= 0.95, "selectivity {frac}: recall {r}");
+    }
 }
 
 #[test]
