@@ -74,16 +74,18 @@ def run_hnswlib(base, queries, gt, metric, m, efc, efs, k, repeat):
         p.set_ef(max(ef, k))
         for q in queries[:50]:
             p.knn_query(q, k=k)
-        best = 0.0
+        best, best_cpu = 0.0, 0.0
         for _ in range(repeat):
             labels = []
             t = time.perf_counter()
+            c = time.process_time()
             for q in queries:
                 lab, _ = p.knn_query(q, k=k)
                 labels.append(lab[0])
             qps = len(queries) / (time.perf_counter() - t)
-            best = max(best, qps)
-        res[ef] = (best, recall(labels, gt, k))
+            cpu_qps = len(queries) / max(time.process_time() - c, 1e-9)
+            best, best_cpu = max(best, qps), max(best_cpu, cpu_qps)
+        res[ef] = (best, recall(labels, gt, k), best_cpu)
     return build, res
 
 
@@ -101,11 +103,11 @@ def run_ours(paths, metric, m, efc, efs, k, repeat):
             if mb:
                 build = min(build or 1e9, float(mb.group(1)))
                 extra = line
-            me = re.match(r"ef=(\d+) qps=([\d.]+) recall=([\d.]+)", line)
+            me = re.match(r"ef=(\d+) qps=([\d.]+) recall=([\d.]+) cpu_qps=([\d.]+)", line)
             if me:
-                ef, qps, rec = int(me.group(1)), float(me.group(2)), float(me.group(3))
-                if ef not in res or qps > res[ef][0]:
-                    res[ef] = (qps, rec)
+                ef, qps, rec, cq = int(me.group(1)), float(me.group(2)), float(me.group(3)), float(me.group(4))
+                old = res.get(ef, (0.0, rec, 0.0))
+                res[ef] = (max(qps, old[0]), rec, max(cq, old[2]))
     return build, res, extra
 
 
@@ -123,15 +125,22 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", choices=["ours", "hnswlib"], default=None)
+    ap.add_argument("--npy", default=None, help="a float32 (n, d) .npy of real vectors: the last --nq rows are the queries")
     a = ap.parse_args()
     efs = [int(x) for x in a.ef.split(",")]
 
     d = os.path.join(ROOT, "bench", "data")
     os.makedirs(d, exist_ok=True)
     tag = f"{a.data}_{a.n}x{a.dim}_{a.nq}_{a.metric}_s{a.seed}"
+    if a.npy:
+        tag = f"{os.path.splitext(os.path.basename(a.npy))[0]}_{a.nq}_{a.metric}"
     paths = {x: os.path.join(d, f"{tag}_{x}.npy") for x in ("base", "queries", "gt")}
     if not all(os.path.exists(p) for p in paths.values()):
-        base, queries = make_data(a.data, a.n, a.nq, a.dim, a.seed)
+        if a.npy:
+            allv = np.load(a.npy).astype(np.float32)
+            base, queries = np.ascontiguousarray(allv[:-a.nq]), np.ascontiguousarray(allv[-a.nq:])
+        else:
+            base, queries = make_data(a.data, a.n, a.nq, a.dim, a.seed)
         t = time.perf_counter()
         gt = ground_truth(base, queries, a.metric, max(a.k, 100))
         print(f"ground truth in {time.perf_counter() - t:.1f}s", file=sys.stderr)
@@ -142,7 +151,7 @@ def main():
     queries = np.load(paths["queries"])
     gt = np.load(paths["gt"])
 
-    print(f"dataset: {a.data} {a.n} x {a.dim}, {a.nq} queries, metric {a.metric}, "
+    print(f"dataset: {a.npy or a.data} {base.shape[0]} x {base.shape[1]}, {a.nq} queries, metric {a.metric}, "
           f"M={a.m} efC={a.efc}, k={a.k}; build 2 threads, search 1 thread, 1 query/call")
     hb, hres = (None, {}) if a.only == "ours" else run_hnswlib(base, queries, gt, a.metric, a.m, a.efc, efs, a.k, a.repeat)
     ob, ores, extra = (None, {}, "") if a.only == "hnswlib" else run_ours(paths, a.metric, a.m, a.efc, efs, a.k, a.repeat)
@@ -150,15 +159,38 @@ def main():
         print("ours:", extra)
     fmt = lambda x: "-" if x is None else f"{x:.1f}"
     print(f"build s: hnswlib {fmt(hb)}  ferrovus {fmt(ob)}" + (f"  ratio (hnswlib/ours) {hb / ob:.2f}x" if hb and ob else ""))
-    print(f"{'ef':>5} | {'hnswlib QPS':>11} {'recall':>7} | {'ferrovus QPS':>12} {'recall':>7} | {'QPS ratio':>9}")
+    print("QPS = wall clock; cpuQPS = queries per CPU-second of the searching process (steadier on a shared machine)")
+    print(f"{'ef':>5} | {'hnswlib QPS':>11} {'cpuQPS':>7} {'recall':>7} | {'ferrovus QPS':>12} {'cpuQPS':>7} {'recall':>7} | {'ratio':>6} {'cpu':>6}")
     for ef in efs:
         e = max(ef, a.k)
         h = hres.get(e)
         o = ores.get(e)
         ratio = f"{o[0] / h[0]:.2f}x" if h and o else "-"
-        hs = f"{h[0]:>11.0f} {h[1]:>7.4f}" if h else f"{'-':>11} {'-':>7}"
-        os_ = f"{o[0]:>12.0f} {o[1]:>7.4f}" if o else f"{'-':>12} {'-':>7}"
-        print(f"{e:>5} | {hs} | {os_} | {ratio:>9}")
+        cratio = f"{o[2] / h[2]:.2f}x" if h and o else "-"
+        hs = f"{h[0]:>11.0f} {h[2]:>7.0f} {h[1]:>7.4f}" if h else f"{'-':>11} {'-':>7} {'-':>7}"
+        os_ = f"{o[0]:>12.0f} {o[2]:>7.0f} {o[1]:>7.4f}" if o else f"{'-':>12} {'-':>7} {'-':>7}"
+        print(f"{e:>5} | {hs} | {os_} | {ratio:>6} {cratio:>6}")
+    # Per-ef ratios compare different recalls when the graphs differ; also compare at equal recall:
+    # our QPS interpolated (log-linear) on our recall curve at each hnswlib recall.
+    if hres and ores:
+        pts = sorted((r, q) for q, r, _ in ores.values())
+        print("at equal recall (ferrovus QPS interpolated at hnswlib's recall):")
+        for ef in efs:
+            h = hres.get(max(ef, a.k))
+            if not h:
+                continue
+            q = interp(pts, h[1])
+            print(f"  recall {h[1]:.4f}: hnswlib {h[0]:.0f} QPS, ferrovus {q:.0f} QPS, ratio {q / h[0]:.2f}x"
+                  if q else f"  recall {h[1]:.4f}: outside our measured range")
+
+
+def interp(pts, r):
+    import math
+    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
+        if r0 <= r <= r1 and r1 > r0:
+            t = (r - r0) / (r1 - r0)
+            return math.exp(math.log(q0) + t * (math.log(q1) - math.log(q0)))
+    return None
 
 
 if __name__ == "__main__":
