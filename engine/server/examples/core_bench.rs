@@ -7,14 +7,17 @@
 //! target/release/examples/core_bench --base B.npy --queries Q.npy --gt GT.npy --metric L2 \
 //!     [--tags T.npy --filter 'tag < 10=GT10.npy' --filter 'tag < 1=GT1.npy'] \
 //!     [--m 16] [--efc 200] [--ef 16,32,64,128,256] [--k 10] [--batch 1000] \
-//!     [--threads 8] [--conc-ef 64] [--store memory|disk] [--data-dir D] [--seal-rows N]
+//!     [--threads 8] [--conc-ef 64] [--store memory|disk] [--data-dir D] [--seal-rows N] \
+//!     [--index-sweep]
 //! ```
 //!
 //! Measured: insert throughput (batches of `--batch` rows through `Database::insert`), time and
 //! process CPU time from the end of the inserts until every row is indexed (flush + HNSW build),
 //! single-thread QPS / latency / recall@k per `ef` (one query per call), aggregate QPS with
 //! `--threads` threads, filtered search (recall against the exact filtered ground truth, QPS),
-//! and the process RSS.
+//! and the process RSS. With `--index-sweep` it also builds the segment index alone
+//! (`ferrovus_core::vindex::build`, the layer under the database) on the same vectors and sweeps
+//! `ef` on it directly: the difference to the database sweep is what the database layer costs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -22,11 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrovus_core::request::{Consistency, SearchRequest};
+use ferrovus_core::request::{Consistency, IndexSpec, IndexType, MetricType, SearchRequest};
 use ferrovus_core::schema::{CollectionSchema, DataType, FieldSchema};
 use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
 use ferrovus_core::store::{MetaStore, ObjectStore};
 use ferrovus_core::value::{Column, PrimaryKey, RowBatch};
+use ferrovus_core::vindex;
 use ferrovus_core::{CoreConfig, Database};
 use serde_json::{Value, json};
 
@@ -144,6 +148,7 @@ struct Args {
     data_dir: Option<PathBuf>,
     seal_rows: Option<usize>,
     max_seconds: f64,
+    index_sweep: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -165,6 +170,7 @@ fn parse_args() -> Result<Args> {
         data_dir: None,
         seal_rows: None,
         max_seconds: 20.0,
+        index_sweep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -198,12 +204,14 @@ fn parse_args() -> Result<Args> {
             "--data-dir" => a.data_dir = Some(val()?.into()),
             "--seal-rows" => a.seal_rows = Some(val()?.parse()?),
             "--max-seconds" => a.max_seconds = val()?.parse()?,
+            "--index-sweep" => a.index_sweep = true,
             "-h" | "--help" => {
                 println!(
                     "core_bench --base B.npy --queries Q.npy --gt GT.npy [--metric L2|IP|COSINE] \
                      [--tags T.npy --filter 'EXPR=GT.npy' ...] [--m 16] [--efc 200] \
                      [--ef 16,32,64,128,256] [--k 10] [--batch 1000] [--threads 8] [--conc-ef EF] \
-                     [--store memory|disk] [--data-dir DIR] [--seal-rows N] [--max-seconds S]"
+                     [--store memory|disk] [--data-dir DIR] [--seal-rows N] [--max-seconds S] \
+                     [--index-sweep]"
                 );
                 std::process::exit(0);
             }
@@ -386,6 +394,61 @@ fn concurrent_qps(
     Ok(total as f64 / elapsed)
 }
 
+/// Build the segment index directly (no database) and sweep `ef` on it, single thread.
+fn index_sweep(args: &Args, base: &[f32], dim: usize, queries: &[f32], gt: &Npy) -> Result<Value> {
+    let spec = IndexSpec {
+        index_id: 1,
+        index_name: "vec_idx".into(),
+        field_id: 101,
+        field_name: "vec".into(),
+        index_type: IndexType::Hnsw,
+        metric: MetricType::parse(&args.metric)?,
+        m: args.m,
+        ef_construction: args.efc,
+        params: BTreeMap::new(),
+    };
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    let index = vindex::build(&spec, dim, base, 0)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let build_cpu_s = cpu_seconds() - cpu0;
+    let mut sweep = Vec::new();
+    for &ef in &args.efs {
+        let ef = ef.max(args.k);
+        for q in queries.chunks_exact(dim).take(20) {
+            index.search(q, args.k, ef, None)?;
+        }
+        let mut found = Vec::new();
+        let mut lat = Vec::new();
+        let start = Instant::now();
+        for q in queries.chunks_exact(dim) {
+            let t = Instant::now();
+            let hits = index.search(q, args.k, ef, None)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            found.push(hits[0].iter().map(|(row, _)| i64::from(*row)).collect());
+            if start.elapsed().as_secs_f64() > args.max_seconds && found.len() >= 100 {
+                break;
+            }
+        }
+        let qps = found.len() as f64 / start.elapsed().as_secs_f64();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        sweep.push(json!({
+            "ef": ef,
+            "qps": qps,
+            "recall": recall(&found, gt, args.k),
+            "queries": found.len(),
+            "p50_ms": percentile(&lat, 0.5),
+            "p99_ms": percentile(&lat, 0.99),
+        }));
+    }
+    Ok(json!({
+        "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
+        "memory_bytes": index.memory_bytes(),
+        "sweep": sweep,
+    }))
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -554,6 +617,11 @@ async fn run(args: Args) -> Result<()> {
             "p99_ms": percentile(&lat, 0.99),
         }));
     }
+    let index_only = if args.index_sweep {
+        Some(index_sweep(&args, &base.f32s, dim, qv, &gt)?)
+    } else {
+        None
+    };
     let (rss_end, hwm) = rss_bytes();
     let out: Value = json!({
         "n": n,
@@ -577,6 +645,7 @@ async fn run(args: Args) -> Result<()> {
         "sweep": sweep,
         "concurrent": {"threads": args.threads, "ef": conc_ef, "qps": conc_qps},
         "filtered": filtered,
+        "index_only": index_only,
     });
     println!("{out}");
     Ok(())

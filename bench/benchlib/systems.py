@@ -1,0 +1,598 @@
+"""The systems under test and how each is measured.
+
+Servers (ferrovus standalone, milvus-lite) are driven by the same pymilvus code; hnswlib and
+faiss run in this process; the Ferrovus core runs in-process inside the Rust example
+`core_bench` (engine/server/examples/core_bench.rs), which reads the same .npy files.
+
+Every `run()` returns a dict with the same keys (see `empty_result`); a failure raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, recall_at
+
+K = 10
+
+
+@dataclass
+class Settings:
+    efs: list[int]
+    m: int = 16
+    ef_construction: int = 200
+    batch: int = 1000  # rows per insert request
+    threads: int = 8  # concurrent client threads
+    conc_ef: int = 64  # ef for the concurrent / batched / filtered runs
+    budget_s: float = 10.0  # time budget of one QPS measurement
+    nq_per_request: int = 100  # batched requests
+    build_threads: int = os.cpu_count() or 2
+    min_queries: int = 100  # a timed loop runs at least this many queries
+    index_sweep: bool = True  # core_bench: also sweep the segment index alone
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def empty_result(system: str) -> dict:
+    return {
+        "system": system, "ok": False, "error": None,
+        "insert_s": None, "insert_rows_per_s": None,
+        "index_s": None, "build_cpu_s": None,
+        "sweep": [], "concurrent": None, "batched": None, "filtered": [],
+        "rss_bytes": None, "rss_peak_bytes": None, "rss_idle_bytes": None,
+        "disk_bytes": None, "notes": [],
+    }
+
+
+def percentiles(lat_ms: list[float]) -> tuple[float, float]:
+    if not lat_ms:
+        return float("nan"), float("nan")
+    a = np.sort(np.asarray(lat_ms))
+    return float(a[int(round((len(a) - 1) * 0.5))]), float(a[int(round((len(a) - 1) * 0.99))])
+
+
+def timed_loop(fn, queries: np.ndarray, budget_s: float, min_queries: int = 100):
+    """One call per query, in order, until every query ran or the budget ran out.
+    Returns (results, qps, latencies in ms)."""
+    for q in queries[:min(20, len(queries))]:
+        fn(q)  # warm-up
+    out, lat = [], []
+    t0 = time.perf_counter()
+    for q in queries:
+        t = time.perf_counter()
+        out.append(fn(q))
+        lat.append((time.perf_counter() - t) * 1e3)
+        if time.perf_counter() - t0 > budget_s and len(out) >= min_queries:
+            break
+    return out, len(out) / (time.perf_counter() - t0), lat
+
+
+def concurrent_loop(fn, queries: np.ndarray, threads: int, duration_s: float) -> float:
+    """Aggregate calls/s of `threads` threads each calling fn(query) until duration_s."""
+    stop = time.perf_counter() + duration_s
+    counts = [0] * threads
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        i = t
+        try:
+            while time.perf_counter() < stop:
+                fn(queries[i % len(queries)])
+                counts[t] += 1
+                i += threads
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t0 = time.perf_counter()
+    ths = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    if errors:
+        raise errors[0]
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- process facts
+
+
+def proc_tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in bytes, summed over the process and its descendants."""
+    cur = peak = 0
+    for p in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    cur += int(line.split()[1]) * 1024
+                elif line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return cur, peak
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in proc_tree(pid):
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+def wait_idle(pid: int, window_s: float = 1.5, max_cores: float = 0.1, timeout_s: float = 4 * 3600) -> float:
+    """Wait until the process tree used < max_cores over window_s; return when it was last busy."""
+    step = 0.25
+    samples = [(time.perf_counter(), cpu_seconds(pid))]
+    last_busy = samples[0][0]
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        time.sleep(step)
+        now = (time.perf_counter(), cpu_seconds(pid))
+        if now[1] - samples[-1][1] > max_cores * (now[0] - samples[-1][0]) + 0.011:
+            last_busy = now[0]
+        samples.append(now)
+        if now[0] - last_busy >= window_s:
+            return last_busy
+    raise RuntimeError(f"process {pid} still busy after {timeout_s:.0f}s")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated on disk under `path` (what `du` reports)."""
+    total = 0
+    for dp, _, fns in os.walk(path):
+        for fn in fns:
+            try:
+                total += os.lstat(os.path.join(dp, fn)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+class Server:
+    """A Milvus-protocol server process (ferrovus standalone or milvus-lite)."""
+
+    def __init__(self, kind: str, workdir: Path, binary: Path | None = None):
+        self.kind = kind
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.binary = binary
+        self.proc: subprocess.Popen | None = None
+        self.grpc_port = self.http_port = None
+        self.log_path = workdir / "server.log"
+
+    def start(self, timeout_s: float = 120) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.grpc_port, self.http_port = free_port(), free_port()
+        if self.kind == "ferrovus":
+            cmd = [str(self.binary), "standalone", "--data-dir", str(self.data_dir),
+                   "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port)]
+        else:
+            cmd = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
+                   "--host", "127.0.0.1", "--port", str(self.grpc_port)]
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "warn")
+        env.setdefault("FERROVUS_LOG_LEVEL", "warn")
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=self.workdir,
+                                     start_new_session=True)
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode} at start-up; "
+                                   f"log tail:\n{self.log_tail()}")
+            if self._ready():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.kind} not ready after {timeout_s:.0f}s; log tail:\n{self.log_tail()}")
+
+    def _ready(self) -> bool:
+        if self.kind == "ferrovus":
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=1) as r:
+                    if r.status != 200:
+                        return False
+            except OSError:
+                return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def metrics(self) -> dict[str, float]:
+        if self.kind != "ferrovus":
+            return {}
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("ferrovus_") and " " in line:
+                k, v = line.rsplit(" ", 1)
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path | None = None) -> dict:
+    from pymilvus import DataType, MilvusClient  # noqa: PLC0415
+
+    res = empty_result(kind)
+    srv = Server(kind, workdir / kind, binary)
+    srv.start()
+    try:
+        pid = srv.proc.pid
+        client = MilvusClient(srv.uri)
+        coll = "bench"
+        if client.has_collection(coll):
+            client.drop_collection(coll)
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=ds.dim)
+        schema.add_field("tag", DataType.INT64)
+        ip = client.prepare_index_params()
+        ip.add_index("vec", index_name="vec", index_type="HNSW", metric_type=ds.metric,
+                     params={"M": st.m, "efConstruction": st.ef_construction})
+        client.create_collection(coll, schema=schema, index_params=ip,
+                                 consistency_level="Bounded", shards_num=1)
+        res["rss_idle_bytes"] = rss(pid)[0]
+
+        base = ds.load("base")
+        tags = ds.load("tags")
+        t0 = time.perf_counter()
+        for s in range(0, ds.n, st.batch):
+            e = min(ds.n, s + st.batch)
+            vec = np.asarray(base[s:e])
+            tg = tags[s:e].tolist()
+            rows = [{"id": i, "vec": vec[i - s], "tag": tg[i - s]} for i in range(s, e)]
+            r = client.insert(coll, rows)
+            if r["insert_count"] != e - s:
+                raise RuntimeError(f"insert returned {r}")
+        res["insert_s"] = time.perf_counter() - t0
+        res["insert_rows_per_s"] = ds.n / res["insert_s"]
+
+        t1 = time.perf_counter()
+        cpu0 = cpu_seconds(pid)
+        client.flush(coll)
+        deadline = time.monotonic() + 4 * 3600
+        while True:
+            d = client.describe_index(coll, "vec")
+            state = client.get_load_state(coll).get("state")
+            if int(d.get("indexed_rows", 0)) >= ds.n and str(state).endswith("Loaded"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"index not ready: {d}, load state {state}")
+            time.sleep(0.05)
+        res["index_reported_s"] = time.perf_counter() - t1
+        # A server may report the index as done and keep building in the background (milvus-lite
+        # does: it reports indexed_rows = row count and builds per-segment faiss indexes in a
+        # worker thread, answering by brute force meanwhile). So the index time ends when the
+        # server process goes idle (< 0.1 core over 1.5 s), measured back to its last busy moment.
+        last_busy = wait_idle(pid)
+        res["index_s"] = max(res["index_reported_s"], last_busy - t1)
+        res["build_cpu_s"] = cpu_seconds(pid) - cpu0
+        cnt = client.query(coll, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        if int(cnt[0]["count(*)"]) != ds.n:
+            raise RuntimeError(f"count(*) = {cnt[0]['count(*)']}, expected {ds.n}")
+
+        queries = np.asarray(ds.load("queries"))
+        gt = ds.load("gt")
+
+        def params(ef: int) -> dict:
+            return {"metric_type": ds.metric, "params": {"ef": max(ef, K)}}
+
+        def one(ef: int, flt: str = ""):
+            sp = params(ef)
+
+            def call(q):
+                r = client.search(coll, data=[q], limit=K, search_params=sp, anns_field="vec",
+                                  output_fields=["id"], filter=flt)
+                return [h["id"] for h in r[0]]
+            return call
+
+        def batched_all(ef: int) -> tuple[list, float]:
+            sp = params(ef)
+            out = []
+            t = time.perf_counter()
+            for s in range(0, len(queries), st.nq_per_request):
+                r = client.search(coll, data=queries[s:s + st.nq_per_request], limit=K,
+                                  search_params=sp, anns_field="vec", output_fields=["id"])
+                out.extend([h["id"] for h in hits] for hits in r)
+            return out, len(queries) / (time.perf_counter() - t)
+
+        for ef in st.efs:
+            found_all, bqps = batched_all(ef)
+            found, qps, lat = timed_loop(one(ef), queries, st.budget_s, st.min_queries)
+            p50, p99 = percentiles(lat)
+            res["sweep"].append({
+                "ef": max(ef, K), "qps": qps, "recall": recall_at(found_all, gt, K),
+                "recall_timed": recall_at(found, gt[:len(found)], K), "queries": len(found),
+                "p50_ms": p50, "p99_ms": p99, "batched_qps": bqps})
+        _, bqps = batched_all(st.conc_ef)
+        res["batched"] = {"ef": st.conc_ef, "nq_per_request": st.nq_per_request, "qps": bqps}
+        res["concurrent"] = {"ef": st.conc_ef, "threads": st.threads,
+                             "qps": concurrent_loop(one(st.conc_ef), queries, st.threads, st.budget_s)}
+        for pct, expr, path in ds.filters:
+            fgt = np.load(path)
+            found, qps, lat = timed_loop(one(st.conc_ef, expr), queries, st.budget_s, st.min_queries)
+            p50, p99 = percentiles(lat)
+            res["filtered"].append({"selectivity_pct": pct, "filter": expr, "ef": st.conc_ef, "qps": qps,
+                                    "recall": recall_at(found, fgt[:len(found)], K),
+                                    "queries": len(found), "p50_ms": p50, "p99_ms": p99})
+        res["rss_bytes"], res["rss_peak_bytes"] = rss(pid)
+        res["disk_bytes"] = disk_usage(srv.data_dir)
+        m = srv.metrics()
+        if m:
+            res["server_metrics"] = {k: v for k, v in m.items() if "memory" in k or "rows" in k or "segments" in k}
+        client.close()
+        res["ok"] = True
+        return res
+    except BaseException:
+        log(f"{kind} failed; server log tail:\n{srv.log_tail()}")
+        raise
+    finally:
+        srv.stop()
+
+
+# ----------------------------------------------------------------------------- libraries
+
+
+def _self_rss() -> int:
+    return rss(os.getpid())[0]
+
+
+def run_hnswlib(ds: Dataset, st: Settings, workdir: Path) -> dict:
+    import hnswlib  # noqa: PLC0415
+
+    res = empty_result("hnswlib")
+    base = np.ascontiguousarray(ds.load("base"))
+    queries = np.ascontiguousarray(ds.load("queries"))
+    gt = ds.load("gt")
+    tags = np.asarray(ds.load("tags"))
+    space = "l2" if ds.metric == "L2" else "cosine"
+    rss0 = _self_rss()
+    idx = hnswlib.Index(space=space, dim=ds.dim)
+    t, c = time.perf_counter(), time.process_time()
+    idx.init_index(max_elements=ds.n, ef_construction=st.ef_construction, M=st.m, random_seed=100)
+    idx.add_items(base, np.arange(ds.n), num_threads=st.build_threads)
+    res["index_s"] = time.perf_counter() - t
+    res["build_cpu_s"] = time.process_time() - c
+    res["rss_bytes"] = _self_rss() - rss0
+    res["notes"].append(f"built with {st.build_threads} threads; rss_bytes is this process' RSS growth")
+    idx.set_num_threads(1)
+    for ef in st.efs:
+        idx.set_ef(max(ef, K))
+        found, qps, lat = timed_loop(lambda q: idx.knn_query(q, k=K)[0][0], queries, st.budget_s, st.min_queries)
+        p50, p99 = percentiles(lat)
+        res["sweep"].append({"ef": max(ef, K), "qps": qps, "recall": recall_at(found, gt, K),
+                             "queries": len(found), "p50_ms": p50, "p99_ms": p99})
+    idx.set_ef(st.conc_ef)
+    idx.set_num_threads(st.build_threads)
+    t = time.perf_counter()
+    idx.knn_query(queries, k=K)
+    res["batched"] = {"ef": st.conc_ef, "nq_per_request": len(queries), "threads": st.build_threads,
+                      "qps": len(queries) / (time.perf_counter() - t)}
+    idx.set_num_threads(1)
+    for pct, expr, path in ds.filters:
+        fgt = np.load(path)
+        allowed = tags < pct
+
+        def filtered_query(q, allowed=allowed):
+            # hnswlib raises when its filtered walk finds fewer than k allowed rows (small or
+            # very selective data); such a query counts as returning nothing.
+            try:
+                return idx.knn_query(q, k=K, filter=lambda i: bool(allowed[i]))[0][0]
+            except RuntimeError:
+                return np.array([], dtype=np.int64)
+
+        found, qps, lat = timed_loop(filtered_query, queries, st.budget_s, st.min_queries)
+        p50, p99 = percentiles(lat)
+        res["filtered"].append({"selectivity_pct": pct, "filter": expr, "ef": st.conc_ef, "qps": qps,
+                                "recall": recall_at(found, fgt[:len(found)], K), "queries": len(found),
+                                "p50_ms": p50, "p99_ms": p99, "note": "Python filter callback"})
+    f = workdir / "hnswlib.bin"
+    workdir.mkdir(parents=True, exist_ok=True)
+    idx.save_index(str(f))
+    res["disk_bytes"] = f.stat().st_size
+    f.unlink()
+    res["ok"] = True
+    return res
+
+
+def run_faiss(ds: Dataset, st: Settings, workdir: Path) -> dict:
+    import faiss  # noqa: PLC0415
+
+    res = empty_result("faiss")
+    base = np.ascontiguousarray(ds.load("base"), dtype=np.float32)
+    queries = np.ascontiguousarray(ds.load("queries"), dtype=np.float32)
+    gt = ds.load("gt")
+    tags = np.asarray(ds.load("tags"))
+    metric = faiss.METRIC_L2 if ds.metric == "L2" else faiss.METRIC_INNER_PRODUCT
+    if ds.metric == "COSINE":
+        res["notes"].append("COSINE as inner product over the (unit-norm) vectors")
+    rss0 = _self_rss()
+    idx = faiss.IndexHNSWFlat(ds.dim, st.m, metric)
+    idx.hnsw.efConstruction = st.ef_construction
+    faiss.omp_set_num_threads(st.build_threads)
+    t, c = time.perf_counter(), time.process_time()
+    idx.add(base)
+    res["index_s"] = time.perf_counter() - t
+    res["build_cpu_s"] = time.process_time() - c
+    res["rss_bytes"] = _self_rss() - rss0
+    faiss.omp_set_num_threads(1)
+    for ef in st.efs:
+        idx.hnsw.efSearch = max(ef, K)
+        found, qps, lat = timed_loop(lambda q: idx.search(q[None, :], K)[1][0], queries, st.budget_s, st.min_queries)
+        p50, p99 = percentiles(lat)
+        res["sweep"].append({"ef": max(ef, K), "qps": qps, "recall": recall_at(found, gt, K),
+                             "queries": len(found), "p50_ms": p50, "p99_ms": p99})
+    idx.hnsw.efSearch = st.conc_ef
+    faiss.omp_set_num_threads(st.build_threads)
+    t = time.perf_counter()
+    idx.search(queries, K)
+    res["batched"] = {"ef": st.conc_ef, "nq_per_request": len(queries), "threads": st.build_threads,
+                      "qps": len(queries) / (time.perf_counter() - t)}
+    faiss.omp_set_num_threads(1)
+    for pct, expr, path in ds.filters:
+        fgt = np.load(path)
+        sel = faiss.IDSelectorBatch(np.flatnonzero(tags < pct).astype(np.int64))
+        sp = faiss.SearchParametersHNSW(sel=sel, efSearch=st.conc_ef)
+        found, qps, lat = timed_loop(lambda q: idx.search(q[None, :], K, params=sp)[1][0], queries, st.budget_s,
+                                      st.min_queries)
+        found = [[int(x) for x in f if x >= 0] for f in found]
+        p50, p99 = percentiles(lat)
+        res["filtered"].append({"selectivity_pct": pct, "filter": expr, "ef": st.conc_ef, "qps": qps,
+                                "recall": recall_at(found, fgt[:len(found)], K), "queries": len(found),
+                                "p50_ms": p50, "p99_ms": p99})
+    workdir.mkdir(parents=True, exist_ok=True)
+    f = workdir / "faiss.bin"
+    faiss.write_index(idx, str(f))
+    res["disk_bytes"] = f.stat().st_size
+    f.unlink()
+    res["ok"] = True
+    return res
+
+
+# ----------------------------------------------------------------------------- Rust core
+
+
+def run_core(ds: Dataset, st: Settings, workdir: Path, binary: Path, timeout_s: float) -> dict:
+    res = empty_result("core")
+    cmd = [str(binary), "--base", str(ds.file("base")), "--queries", str(ds.file("queries")),
+           "--gt", str(ds.file("gt")), "--tags", str(ds.file("tags")), "--metric", ds.metric,
+           "--m", str(st.m), "--efc", str(st.ef_construction), "--ef", ",".join(map(str, st.efs)),
+           "--k", str(K), "--batch", str(st.batch), "--threads", str(st.threads),
+           "--conc-ef", str(st.conc_ef), "--max-seconds", str(st.budget_s)]
+    if st.index_sweep:
+        cmd.append("--index-sweep")
+    for _, expr, path in ds.filters:
+        cmd += ["--filter", f"{expr}={path}"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    errf = workdir / "core_bench.stderr"
+    with open(errf, "wb") as err:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, timeout=timeout_s,
+                           env={**os.environ, "RUST_LOG": "warn"})
+    if p.returncode != 0:
+        tail = errf.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"core_bench exited with {p.returncode}:\n{tail}")
+    out = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    res.update({
+        "insert_s": out["insert_s"], "insert_rows_per_s": out["insert_rows_per_s"],
+        "index_s": out["index_s"], "build_cpu_s": out["index_cpu_s"],
+        "sweep": out["sweep"], "concurrent": out["concurrent"], "filtered": [],
+        "rss_bytes": out["rss_end_bytes"], "rss_peak_bytes": out["rss_peak_bytes"],
+        "rss_idle_bytes": out["rss_start_bytes"], "core_memory_bytes": out["core_memory_bytes"],
+        "segments": out["segments"], "disk_bytes": out.get("disk_bytes"),
+    })
+    for f, (pct, _, _) in zip(out["filtered"], ds.filters):
+        f["selectivity_pct"] = pct
+        res["filtered"].append(f)
+    res["notes"].append(f"in-memory stores, {out['segments']} sealed segment(s); "
+                        "index_s = flush + HNSW build, build_cpu_s = process CPU in that time; "
+                        "RSS includes the benchmark's own copy of the base vectors")
+    io = out.get("index_only")
+    if io:
+        sub = empty_result("core-index")
+        sub.update({"ok": True, "index_s": io["build_s"], "build_cpu_s": io["build_cpu_s"],
+                    "sweep": io["sweep"], "index_memory_bytes": io["memory_bytes"],
+                    "notes": ["ferrovus_core::vindex::build + VectorIndex::search on the same vectors "
+                              "(no database layer); index_s = build wall time"]})
+        res["index_only"] = sub
+    res["ok"] = True
+    return res
+
+
+SYSTEMS = ("ferrovus", "milvus-lite", "hnswlib", "faiss", "core")
+
+
+def run_system(name: str, ds: Dataset, st: Settings, workdir: Path, bins: dict, timeout_s: float) -> dict:
+    wd = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+    try:
+        if name == "ferrovus":
+            return run_server("ferrovus", ds, st, wd, bins["ferrovus"])
+        if name == "milvus-lite":
+            return run_server("milvus-lite", ds, st, wd)
+        if name == "hnswlib":
+            return run_hnswlib(ds, st, wd)
+        if name == "faiss":
+            return run_faiss(ds, st, wd)
+        if name == "core":
+            return run_core(ds, st, wd, bins["core"], timeout_s)
+        raise ValueError(name)
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
