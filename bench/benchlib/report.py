@@ -14,6 +14,8 @@ LABEL = {
     "faiss": "faiss-cpu IndexHNSWFlat",
     "milvus-lite": "milvus-lite (gRPC)",
 }
+COLOR = {"core": "tab:blue", "core-index": "tab:cyan", "ferrovus": "tab:green",
+         "hnswlib": "tab:red", "faiss": "tab:purple", "milvus-lite": "tab:brown"}
 
 
 def _ok(ds: dict, name: str) -> dict | None:
@@ -129,6 +131,11 @@ def _mb(v):
     return _f(None if v is None else v / 2**20, "{:,.0f}")
 
 
+def cpu_cell(p: dict) -> str:
+    c, v = p.get("client_cpu_ms_per_query"), p.get("server_cpu_ms_per_query")
+    return "–" if c is None or v is None else f"{c:.2f} + {v:.2f}"
+
+
 def markdown(run: dict) -> str:
     m = run["machine"]
     st = run["settings"]
@@ -157,7 +164,7 @@ def markdown(run: dict) -> str:
             out += [ds["description"], ""]
         systems = [s for s in ORDER if s in ds["systems"]]
         efs = sorted({p["ef"] for s in systems for p in (ds["systems"][s].get("sweep") or [])})
-        out += ["| system | insert rows/s | index+load s | build CPU s | RSS MiB | disk MiB | RSS bytes/vector |",
+        out += ["| system | insert rows/s (pymilvus encode ceiling) | index+load s | build CPU s | RSS MiB | disk MiB | RSS bytes/vector |",
                 "|---|---|---|---|---|---|---|"]
         for s in systems:
             r = ds["systems"][s]
@@ -165,7 +172,10 @@ def markdown(run: dict) -> str:
                 out.append(f"| {LABEL[s]} | failed: {str(r.get('error'))[:80]} | | | | | |")
                 continue
             bpv = None if r.get("rss_bytes") is None else r["rss_bytes"] / ds["n"]
-            out.append(f"| {LABEL[s]} | {_f(r.get('insert_rows_per_s'))} | {_f(r.get('index_s'), '{:.1f}')} | "
+            ins = _f(r.get('insert_rows_per_s'))
+            if r.get("client_encode_rows_per_s"):
+                ins += f" ({_f(r['client_encode_rows_per_s'])})"
+            out.append(f"| {LABEL[s]} | {ins} | {_f(r.get('index_s'), '{:.1f}')} | "
                        f"{_f(r.get('build_cpu_s'), '{:.1f}')} | {_mb(r.get('rss_bytes'))} | {_mb(r.get('disk_bytes'))} | {_f(bpv)} |")
         out += ["", "QPS / recall@10 per ef (single thread, one query per call):", "",
                 "| system | " + " | ".join(f"ef={e}" for e in efs) + " | QPS at recall 0.95 |",
@@ -180,8 +190,8 @@ def markdown(run: dict) -> str:
                 cells.append("–" if not p else f"{p['qps']:,.0f} / {p['recall']:.3f}")
             out.append(f"| {LABEL[s]} | " + " | ".join(cells) + f" | {_f(qps_at_recall(r, 0.95))} |")
         out += ["", f"Throughput, latency and filtered search (ef={st['conc_ef']}):", "",
-                "| system | QPS 1 thread | QPS concurrent | QPS batched | p50 ms | p99 ms | 10 % filter recall / QPS | 1 % filter recall / QPS |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| system | QPS 1 thread | QPS concurrent | QPS batched | p50 ms | p99 ms | CPU ms/query client + server | 10 % filter recall / QPS | 1 % filter recall / QPS |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for s in systems:
             r = ds["systems"][s]
             if not r.get("ok"):
@@ -191,7 +201,7 @@ def markdown(run: dict) -> str:
             fcell = lambda f: "–" if not f else f"{f['recall']:.3f} / {f['qps']:,.0f}"  # noqa: E731
             out.append(f"| {LABEL[s]} | {_f(p.get('qps'))} | {_f((r.get('concurrent') or {}).get('qps'))} | "
                        f"{_f((r.get('batched') or {}).get('qps'))} | {_f(p.get('p50_ms'), '{:.2f}')} | "
-                       f"{_f(p.get('p99_ms'), '{:.2f}')} | {fcell(fl.get(10))} | {fcell(fl.get(1))} |")
+                       f"{_f(p.get('p99_ms'), '{:.2f}')} | {cpu_cell(p)} | {fcell(fl.get(10))} | {fcell(fl.get(1))} |")
         rt = ds.get("ratios") or {}
         out += ["", "Ratios (same run): " + "; ".join(
             f"{k} = {_f(v, '{:.2f}')}" for k, v in rt.items()
@@ -253,7 +263,7 @@ def plots(run: dict, outdir: Path, stem: str) -> list[str]:
             if not r or not r.get("ok") or not r["sweep"]:
                 continue
             pts = sorted((p["recall"], p["qps"], p["ef"]) for p in r["sweep"])
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=LABEL[s])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=LABEL[s], color=COLOR[s])
         ax.set_yscale("log")
         ax.set_xlabel("recall@10")
         ax.set_ylabel("queries/s (1 thread, 1 query per call)")
@@ -294,7 +304,7 @@ def plots(run: dict, outdir: Path, stem: str) -> list[str]:
                             xs.append(d["n"])
                             ys.append(v)
                     if xs:
-                        ax.plot(xs, ys, marker="o", label=LABEL[s])
+                        ax.plot(xs, ys, marker="o", label=LABEL[s], color=COLOR[s])
                 ax.set_xscale("log")
                 if "recall" not in title:
                     ax.set_yscale("log")

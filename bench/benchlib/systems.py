@@ -289,6 +289,33 @@ class Server:
             self._log.close()
 
 
+def client_encode_rate(base, tags, dim: int, seconds: float = 2.0) -> float | None:
+    """Rows/s pymilvus itself can turn into serialized InsertRequests (batches of 1000 row dicts,
+    the same code path as MilvusClient.insert, nothing sent): the client's ceiling."""
+    try:
+        from pymilvus import DataType, MilvusClient  # noqa: PLC0415
+        from pymilvus.client.prepare import Prepare  # noqa: PLC0415
+
+        sch = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        sch.add_field("id", DataType.INT64, is_primary=True)
+        sch.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+        sch.add_field("tag", DataType.INT64)
+        fields = sch.to_dict()["fields"]
+        n = min(1000, len(base))
+        vec = np.asarray(base[:n])
+        tg = np.asarray(tags[:n]).tolist()
+        t = time.perf_counter()
+        rows_done = 0
+        while time.perf_counter() - t < seconds:
+            rows = [{"id": i, "vec": vec[i], "tag": tg[i]} for i in range(n)]
+            Prepare.row_insert_param("c", rows, "", fields).SerializeToString()
+            rows_done += n
+        return rows_done / (time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - informative only
+        log(f"client encode measurement skipped: {e}")
+        return None
+
+
 def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path | None = None) -> dict:
     from pymilvus import DataType, MilvusClient  # noqa: PLC0415
 
@@ -314,7 +341,9 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
 
         base = ds.load("base")
         tags = ds.load("tags")
+        res["client_encode_rows_per_s"] = client_encode_rate(base, tags, ds.dim)
         t0 = time.perf_counter()
+        c_client, c_server = time.process_time(), cpu_seconds(pid)
         for s in range(0, ds.n, st.batch):
             e = min(ds.n, s + st.batch)
             vec = np.asarray(base[s:e])
@@ -325,6 +354,8 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
                 raise RuntimeError(f"insert returned {r}")
         res["insert_s"] = time.perf_counter() - t0
         res["insert_rows_per_s"] = ds.n / res["insert_s"]
+        res["insert_client_cpu_s"] = time.process_time() - c_client
+        res["insert_server_cpu_s"] = cpu_seconds(pid) - c_server
 
         t1 = time.perf_counter()
         cpu0 = cpu_seconds(pid)
@@ -377,12 +408,17 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
 
         for ef in st.efs:
             found_all, bqps = batched_all(ef)
+            c_client, c_server = time.process_time(), cpu_seconds(pid)
             found, qps, lat = timed_loop(one(ef), queries, st.budget_s, st.min_queries)
+            nq_run = len(found) + min(20, len(queries))  # + warm-up
             p50, p99 = percentiles(lat)
             res["sweep"].append({
                 "ef": max(ef, K), "qps": qps, "recall": recall_at(found_all, gt, K),
                 "recall_timed": recall_at(found, gt[:len(found)], K), "queries": len(found),
-                "p50_ms": p50, "p99_ms": p99, "batched_qps": bqps})
+                "p50_ms": p50, "p99_ms": p99, "batched_qps": bqps,
+                # where a single-query call spends CPU: the Python client vs the server process
+                "client_cpu_ms_per_query": (time.process_time() - c_client) * 1e3 / nq_run,
+                "server_cpu_ms_per_query": (cpu_seconds(pid) - c_server) * 1e3 / nq_run})
         _, bqps = batched_all(st.conc_ef)
         res["batched"] = {"ef": st.conc_ef, "nq_per_request": st.nq_per_request, "qps": bqps}
         res["concurrent"] = {"ef": st.conc_ef, "threads": st.threads,
@@ -451,16 +487,9 @@ def run_hnswlib(ds: Dataset, st: Settings, workdir: Path) -> dict:
     for pct, expr, path in ds.filters:
         fgt = np.load(path)
         allowed = tags < pct
-
-        def filtered_query(q, allowed=allowed):
-            # hnswlib raises when its filtered walk finds fewer than k allowed rows (small or
-            # very selective data); such a query counts as returning nothing.
-            try:
-                return idx.knn_query(q, k=K, filter=lambda i: bool(allowed[i]))[0][0]
-            except RuntimeError:
-                return np.array([], dtype=np.int64)
-
-        found, qps, lat = timed_loop(filtered_query, queries, st.budget_s, st.min_queries)
+        found, qps, lat = timed_loop(
+            lambda q: idx.knn_query(q, k=K, filter=lambda i: bool(allowed[i]))[0][0], queries, st.budget_s,
+            st.min_queries)
         p50, p99 = percentiles(lat)
         res["filtered"].append({"selectivity_pct": pct, "filter": expr, "ef": st.conc_ef, "qps": qps,
                                 "recall": recall_at(found, fgt[:len(found)], K), "queries": len(found),
