@@ -484,12 +484,19 @@ def run_hnswlib(ds: Dataset, st: Settings, workdir: Path) -> dict:
     res["batched"] = {"ef": st.conc_ef, "nq_per_request": len(queries), "threads": st.build_threads,
                       "qps": len(queries) / (time.perf_counter() - t)}
     idx.set_num_threads(1)
+    def filtered(q, allowed):
+        # hnswlib raises when the filtered walk finds fewer than k rows: ask for fewer then
+        for k in range(K, 0, -1):
+            try:
+                return idx.knn_query(q, k=k, filter=lambda i: bool(allowed[i]))[0][0]
+            except RuntimeError:
+                continue
+        return []
+
     for pct, expr, path in ds.filters:
         fgt = np.load(path)
         allowed = tags < pct
-        found, qps, lat = timed_loop(
-            lambda q: idx.knn_query(q, k=K, filter=lambda i: bool(allowed[i]))[0][0], queries, st.budget_s,
-            st.min_queries)
+        found, qps, lat = timed_loop(lambda q: filtered(q, allowed), queries, st.budget_s, st.min_queries)
         p50, p99 = percentiles(lat)
         res["filtered"].append({"selectivity_pct": pct, "filter": expr, "ef": st.conc_ef, "qps": qps,
                                 "recall": recall_at(found, fgt[:len(found)], K), "queries": len(found),
