@@ -43,6 +43,7 @@ class Settings:
     build_threads: int = os.cpu_count() or 2
     min_queries: int = 100  # a timed loop runs at least this many queries
     index_sweep: bool = True  # core_bench: also sweep the segment index alone
+    insert_procs: int = 4  # servers: a second insert from this many client processes (1 = skip)
 
 
 def log(msg: str) -> None:
@@ -316,6 +317,58 @@ def client_encode_rate(base, tags, dim: int, seconds: float = 2.0) -> float | No
         return None
 
 
+def _insert_part(args) -> tuple[int, float, float]:
+    uri, path, name, kind, metric, batch, part, parts, coll = args
+    from pymilvus import MilvusClient  # noqa: PLC0415
+
+    from .data import _open  # noqa: PLC0415
+
+    ds = _open(Path(path), name, kind, metric)
+    base, tags = ds.load("base"), ds.load("tags")
+    client = MilvusClient(uri)
+    starts = list(range(0, ds.n, batch))[part::parts]
+    rows_done = 0
+    t0 = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+    for s in starts:
+        e = min(ds.n, s + batch)
+        vec = np.asarray(base[s:e])
+        tg = tags[s:e].tolist()
+        client.insert(coll, [{"id": i, "vec": vec[i - s], "tag": tg[i - s]} for i in range(s, e)])
+        rows_done += e - s
+    client.close()
+    return rows_done, t0, time.perf_counter()
+
+
+def parallel_insert(uri: str, ds: Dataset, st: Settings) -> dict:
+    """Insert the data set again, into a second collection, from st.insert_procs client
+    processes at once (batches of st.batch): what the server takes when the client is not the
+    bottleneck."""
+    import multiprocessing as mp  # noqa: PLC0415
+
+    from pymilvus import DataType, MilvusClient  # noqa: PLC0415
+
+    client = MilvusClient(uri)
+    coll = "bench_parallel"
+    if client.has_collection(coll):
+        client.drop_collection(coll)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=ds.dim)
+    schema.add_field("tag", DataType.INT64)
+    client.create_collection(coll, schema=schema, consistency_level="Bounded", shards_num=1)
+    parts = st.insert_procs
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(parts) as pool:
+        out = pool.map(_insert_part, [(uri, str(ds.path), ds.name, ds.kind, ds.metric, st.batch, p, parts, coll)
+                                      for p in range(parts)])
+    rows = sum(r for r, _, _ in out)
+    elapsed = max(e for _, _, e in out) - min(s for _, s, _ in out)
+    client.drop_collection(coll)
+    client.close()
+    return {"processes": parts, "rows": rows, "rows_per_s": rows / elapsed,
+            "note": "second collection without an index; client start-up excluded"}
+
+
 def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path | None = None) -> dict:
     from pymilvus import DataType, MilvusClient  # noqa: PLC0415
 
@@ -432,6 +485,8 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
                                     "queries": len(found), "p50_ms": p50, "p99_ms": p99})
         res["rss_bytes"], res["rss_peak_bytes"] = rss(pid)
         res["disk_bytes"] = disk_usage(srv.data_dir)
+        if st.insert_procs > 1:
+            res["parallel_insert"] = parallel_insert(srv.uri, ds, st)
         m = srv.metrics()
         if m:
             res["server_metrics"] = {k: v for k, v in m.items() if "memory" in k or "rows" in k or "segments" in k}
