@@ -152,7 +152,10 @@ pub async fn run(
     tracing::info!(addr = %grpc_addr, "Milvus gRPC listening; ready");
 
     let health2 = health.clone();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    // serve_with_incoming ignores Server::tcp_nodelay; set it on the accepted sockets, or every
+    // reply waits ~40 ms for Nagle + delayed ACK.
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
