@@ -85,6 +85,17 @@ impl Collection {
         self.shards.iter().map(Shard::num_rows).sum()
     }
 
+    /// Live rows in the given partitions (all when empty); needs no load, like Milvus' statistics.
+    pub fn count_rows(&self, partitions: &[String]) -> Result<usize> {
+        let parts = self.partition_filter(partitions)?;
+        let all = expr::Plan::match_all();
+        Ok(self
+            .shards
+            .iter()
+            .map(|s| s.query(&all, &parts, &[], true).0)
+            .sum())
+    }
+
     pub fn partition_id(&self, name: &str) -> Result<i64> {
         self.meta
             .read()

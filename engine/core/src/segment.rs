@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::codec::{Reader, Writer, frame, unframe};
 use crate::error::{CoreError, Result};
 use crate::expr::RowAccess;
@@ -303,10 +301,6 @@ impl Segment {
     pub fn live_rows(&self) -> usize {
         self.data().num_rows() - self.deleted.count()
     }
-}
-
-pub fn encode_bytes(v: Vec<u8>) -> Bytes {
-    Bytes::from(v)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::CoreConfig;
 use crate::error::{CoreError, Result};
@@ -126,14 +126,6 @@ impl ShardState {
             }
         }
     }
-
-    fn growing_rows(&self) -> usize {
-        self.growing
-            .values()
-            .filter_map(|h| self.segments.get(h))
-            .map(|s| s.data().num_rows())
-            .sum()
-    }
 }
 
 struct WriteReq {
@@ -154,7 +146,6 @@ struct Inner {
     indexes: Arc<RwLock<Vec<IndexSpec>>>,
     checkpoint_lock: tokio::sync::Mutex<()>,
     flush_scheduled: AtomicBool,
-    index_changed: Notify,
     closed: AtomicBool,
 }
 
@@ -307,7 +298,6 @@ impl Shard {
             indexes,
             checkpoint_lock: tokio::sync::Mutex::new(()),
             flush_scheduled: AtomicBool::new(false),
-            index_changed: Notify::new(),
             closed: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(1024);
@@ -585,11 +575,6 @@ impl Shard {
         });
         (count, rows)
     }
-
-    /// Wait until the index builds in progress for `index_id` finish (or nothing to do).
-    pub async fn wait_index_change(&self) {
-        self.inner.index_changed.notified().await;
-    }
 }
 
 impl Drop for Shard {
@@ -737,14 +722,14 @@ async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<WriteReq>) {
 }
 
 fn maybe_schedule_flush(inner: &Arc<Inner>) {
-    let rows = inner.state.read().growing_rows();
-    let bytes: usize = {
+    let (rows, bytes) = {
         let st = inner.state.read();
         st.growing
             .values()
             .filter_map(|h| st.segments.get(h))
-            .map(|s| s.data().memory_bytes())
-            .sum()
+            .fold((0, 0), |(r, b), s| {
+                (r + s.data().num_rows(), b + s.data().memory_bytes())
+            })
     };
     if (rows >= inner.env.config.seal_rows || bytes >= inner.env.config.seal_bytes)
         && !inner.flush_scheduled.swap(true, Ordering::SeqCst)
@@ -1117,7 +1102,6 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
             job
         };
         let Some((handle, segment_id, data, spec)) = job else {
-            inner.index_changed.notify_waiters();
             return Ok(());
         };
         if inner.closed.load(Ordering::SeqCst) {
@@ -1198,6 +1182,5 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
             seconds = started.elapsed().as_secs_f64(),
             "index build finished"
         );
-        inner.index_changed.notify_waiters();
     }
 }

@@ -5,7 +5,7 @@
 //! catches a panic in a handler so it is logged and answered as an internal error instead of
 //! tearing down the connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -750,22 +750,7 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("GetPartitionStatistics", async {
             check_db(&r.db_name)?;
             let c = self.db.collection(&r.collection_name)?;
-            c.partition_id(&r.partition_name)?;
-            let was_loaded = c.is_loaded();
-            // Count through the query path (it needs the collection readable).
-            c.set_loaded(true);
-            let res = c.query(&CoreQuery {
-                collection: r.collection_name.clone(),
-                partitions: vec![r.partition_name.clone()],
-                filter: String::new(),
-                filter_params: HashMap::new(),
-                output_fields: vec!["count(*)".into()],
-                limit: None,
-                offset: 0,
-                guarantee_ts: 0,
-            });
-            c.set_loaded(was_loaded);
-            let n = res?.count.unwrap_or(0);
+            let n = c.count_rows(std::slice::from_ref(&r.partition_name))?;
             Ok(GetPartitionStatisticsResponse {
                 status: Some(status::success()),
                 stats: vec![kv("row_count", n.to_string())],
