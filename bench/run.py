@@ -142,7 +142,8 @@ def plan(quick: bool, only: list[str] | None, real_n: int | None) -> list[tuple[
         sets = [("gmm128-3k", lambda: data.gmm(DATA, 3000, 128, 200)),
                 ("minilm-1k", lambda: data.minilm(DATA, 1000, 200, small=True))]
     else:
-        sets = [("minilm", lambda: data.minilm(DATA, real_n, 1000)),
+        real = 100_000 if real_n is None else (real_n or None)  # 0: the whole corpus (~165k)
+        sets = [("minilm", lambda: data.minilm(DATA, real, 1000)),
                 ("gmm128-100k", lambda: data.gmm(DATA, 100_000, 128, 1000)),
                 ("gmm128-1m", lambda: data.gmm(DATA, 1_000_000, 128, 1000)),
                 ("gmm768-100k", lambda: data.gmm(DATA, 100_000, 768, 1000)),
@@ -224,7 +225,7 @@ def main() -> int:
     ap.add_argument("--conc-ef", type=int, default=64, help="ef of the concurrent/batched/filtered runs")
     ap.add_argument("--threads", type=int, default=8, help="concurrent client threads")
     ap.add_argument("--budget", type=float, help="seconds per timed QPS loop (quick 0.5, full 5)")
-    ap.add_argument("--real-n", type=int, help="vectors of the real data set (full mode: the whole corpus)")
+    ap.add_argument("--real-n", type=int, help="vectors of the real data set (default 100,000; 0 = the whole corpus, ~165k)")
     ap.add_argument("--lite-max-n", type=int, default=1_000_000,
                     help="skip milvus-lite on data sets larger than this")
     ap.add_argument("--release", action="store_true", help="release binaries in quick mode too")

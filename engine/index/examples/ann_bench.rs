@@ -5,11 +5,15 @@
 //!     [--base FILE.npy|.fvecs] [--queries FILE] [--gt FILE.npy] \
 //!     [--gen normal|clustered --n 100000 --dim 128 --nq 1000 --seed 1] \
 //!     [--metric L2|IP|COSINE] [--m 16] [--efc 200] [--threads 2] [--k 10] \
-//!     [--ef 16,32,64,128] [--filter 0.01] [--save FILE] [--index flat|hnsw] [--min-time 1.0]
+//!     [--ef 16,32,64,128] [--filter 0.01 | --allow MASK.npy] [--save FILE] [--index flat|hnsw]
+//!     [--min-time 1.0]
 //!     [--load FILE (skip the build; mmap)] [--load-anon FILE (copy into huge pages)] [--exact-factor F (filtered search: exact-switch cost factor, 0 = walk)]
 //! ```
-//! Prints `build_s`, then one `ef=.. qps=.. recall=..` line per ef (one query per call, one
-//! thread), in a format the harness parses.
+//! `--allow` takes an int32 .npy with one entry per base row (non-zero = the row passes the
+//! filter); `--filter F` draws such a mask at random. Filtered runs score against exact filtered
+//! ground truth computed here. Prints `build_s` (or the load time with `--load`), then one
+//! `ef=.. qps=.. recall=..` line per ef (one query per call, one thread), and `rss_mb` at the end,
+//! in a format the harness parses.
 
 use std::io::Read;
 use std::time::Instant;
@@ -161,16 +165,31 @@ fn main() {
     let n = base.len() / dim;
     let nq = queries.len() / dim;
 
-    let filter = (filter_frac < 1.0).then(|| {
-        let mut rng = StdRng::seed_from_u64(7);
+    let filter = if let Some(path) = arg_str(&args, "--allow") {
+        let (rows, cols, raw) = read_matrix(&path);
+        assert!(
+            rows == n && cols == 1,
+            "{path}: need ({n},) int32, got ({rows}, {cols})"
+        );
         let mut b = Bitset::new(n);
-        for i in 0..n {
-            if rng.random::<f64>() < filter_frac {
+        for (i, w) in raw.chunks_exact(4).enumerate() {
+            if w != [0, 0, 0, 0] {
                 b.set(i, true);
             }
         }
-        b
-    });
+        Some(b)
+    } else {
+        (filter_frac < 1.0).then(|| {
+            let mut rng = StdRng::seed_from_u64(7);
+            let mut b = Bitset::new(n);
+            for i in 0..n {
+                if rng.random::<f64>() < filter_frac {
+                    b.set(i, true);
+                }
+            }
+            b
+        })
+    };
 
     let gt: Vec<Vec<u32>> = match (arg_str(&args, "--gt"), &filter) {
         (Some(p), None) => {
@@ -191,6 +210,7 @@ fn main() {
     };
 
     let t = Instant::now();
+    let c0 = cpu_seconds();
     let index = if let Some(path) = arg_str(&args, "--load-anon") {
         // Read the file into huge-page advised anonymous memory (instead of a file map).
         let bytes = std::fs::read(&path).unwrap();
@@ -224,9 +244,11 @@ fn main() {
         (i, _) => i,
     };
     let build_s = t.elapsed().as_secs_f64();
+    let build_cpu_s = cpu_seconds() - c0;
     println!(
-        "build_s={build_s:.3} n={n} dim={dim} metric={metric} m={m} efc={efc} threads={threads} memory_mb={:.1}",
-        index.memory_bytes() as f64 / 1e6
+        "build_s={build_s:.3} build_cpu_s={build_cpu_s:.2} n={n} dim={dim} metric={metric} m={m} efc={efc} threads={threads} memory_mb={:.1} bytes_per_vector={:.0}",
+        index.memory_bytes() as f64 / 1e6,
+        index.memory_bytes() as f64 / n.max(1) as f64
     );
     drop(base);
 
@@ -241,8 +263,9 @@ fn main() {
         let load_s = t.elapsed().as_secs_f64();
         let bytes = std::fs::metadata(&path).unwrap().len();
         println!(
-            "save_s={save_s:.3} load_mmap_s={load_s:.4} file_mb={:.1}",
-            bytes as f64 / 1e6
+            "save_s={save_s:.3} load_mmap_s={load_s:.4} file_mb={:.1} file_bytes_per_vector={:.0}",
+            bytes as f64 / 1e6,
+            bytes as f64 / n.max(1) as f64
         );
         loaded
     } else {
@@ -284,6 +307,19 @@ fn main() {
             done as f64 / cpu.max(1e-9)
         );
     }
+    println!("rss_mb={:.1}", rss_bytes() as f64 / 1e6);
+}
+
+/// Resident set size of this process, from /proc (Linux); 0 elsewhere.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// CPU time (user + system) of this process, from /proc (Linux); 0 elsewhere. The machine is
