@@ -2,6 +2,7 @@
 //! as one checksummed file, optionally indexed). Deleted or superseded rows are tracked in a
 //! per-segment bitmap that is persisted as versioned, immutable "delete log" files.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use crate::codec::{Reader, Writer, frame, unframe};
 use crate::error::{CoreError, Result};
 use crate::expr::RowAccess;
 use crate::schema::{CollectionSchema, FieldId};
-use crate::value::{Column, PrimaryKey, ValueRef};
+use crate::value::{Column, PrimaryKey, Value, ValueRef};
 use crate::vindex::VectorIndex;
 
 const SEGMENT_MAGIC: &[u8; 4] = b"FVSG";
@@ -270,6 +271,11 @@ pub struct Segment {
     pub deleted: DeleteBits,
     /// Vector indexes by field id (sealed segments only).
     pub indexes: HashMap<FieldId, (i64, Arc<VectorIndex>)>,
+    /// Vector columns (by field index) whose values this sealed segment no longer holds itself
+    /// because an attached index stores the same vectors exactly: one copy of the vectors in
+    /// memory, not two. Read them with [`Segment::value`], [`Segment::vectors`] and
+    /// [`Segment::take_column`], never from `data().columns` directly.
+    pub raw_vectors: HashMap<usize, Arc<VectorIndex>>,
 }
 
 #[derive(Debug)]
@@ -301,6 +307,99 @@ impl Segment {
     pub fn live_rows(&self) -> usize {
         self.data().num_rows() - self.deleted.count()
     }
+
+    /// The value of column `field_index` at `row` (vectors from the index that holds them).
+    pub fn value(&self, field_index: usize, row: usize) -> Value {
+        if let Some(idx) = self.raw_vectors.get(&field_index) {
+            return match u32::try_from(row) {
+                Ok(r) if row < idx.len() => Value::FloatVector(idx.vector(r).to_vec()),
+                _ => Value::Null,
+            };
+        }
+        match self.data().columns.get(field_index).map(|c| c.get(row)) {
+            Some(ValueRef::Bool(b)) => Value::Bool(b),
+            Some(ValueRef::Int(i)) => Value::Int(i),
+            Some(ValueRef::Float(f)) => Value::Float(f),
+            Some(ValueRef::Str(s)) => Value::String(s.to_string()),
+            Some(ValueRef::Json(j)) => Value::Json(j.clone()),
+            Some(ValueRef::FloatVector(v)) => Value::FloatVector(v.to_vec()),
+            Some(ValueRef::Null) | None => Value::Null,
+        }
+    }
+
+    /// Every vector of column `field_index`, row-major: borrowed from the column, or gathered
+    /// from the index that holds them (index rebuilds and searches with another metric only).
+    pub fn vectors(&self, field_index: usize) -> Result<Cow<'_, [f32]>> {
+        if let Some(idx) = self.raw_vectors.get(&field_index) {
+            return Ok(Cow::Owned(gather(idx, 0..idx.len())));
+        }
+        match self.data().columns.get(field_index) {
+            Some(Column::FloatVector { data, .. }) => Ok(Cow::Borrowed(data)),
+            _ => Err(CoreError::Internal(format!(
+                "column {field_index} is not a vector column"
+            ))),
+        }
+    }
+
+    /// Rows `rows` of column `field_index` as a new column (compaction).
+    pub fn take_column(&self, field_index: usize, rows: &[usize]) -> Column {
+        match self.raw_vectors.get(&field_index) {
+            Some(idx) => Column::FloatVector {
+                dim: idx.dim(),
+                data: gather(idx, rows.iter().copied()),
+            },
+            None => self.data().columns[field_index].take(rows),
+        }
+    }
+
+    /// Drop the segment's own copy of vector column `field_index` when `index` (built over it)
+    /// stores the same vectors exactly. Needs the only reference to the segment's data (a
+    /// checkpoint that is still writing the segment file holds another); returns whether the
+    /// column was released.
+    pub fn release_vectors(&mut self, field_index: usize, index: &Arc<VectorIndex>) -> bool {
+        if self.raw_vectors.contains_key(&field_index) || !index.has_raw_vectors() {
+            return false;
+        }
+        let SegmentKind::Sealed { data, .. } = &mut self.kind else {
+            return false;
+        };
+        let rows = data.num_rows();
+        let Some(d) = Arc::get_mut(data) else {
+            return false;
+        };
+        match d.columns.get_mut(field_index) {
+            Some(Column::FloatVector { dim, data })
+                if *dim == index.dim() && index.len() == rows =>
+            {
+                *data = Vec::new();
+                self.raw_vectors.insert(field_index, index.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Put vector column `field_index` back into the segment (its index is being dropped).
+    pub fn restore_vectors(&mut self, field_index: usize) {
+        let Some(idx) = self.raw_vectors.remove(&field_index) else {
+            return;
+        };
+        if let SegmentKind::Sealed { data, .. } = &mut self.kind
+            && let Some(Column::FloatVector { data: v, .. }) =
+                Arc::make_mut(data).columns.get_mut(field_index)
+        {
+            *v = gather(&idx, 0..idx.len());
+        }
+    }
+}
+
+/// Vectors of `rows` of `idx`, row-major.
+fn gather(idx: &VectorIndex, rows: impl Iterator<Item = usize>) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.size_hint().0 * idx.dim());
+    for r in rows {
+        out.extend_from_slice(idx.vector(r as u32));
+    }
+    out
 }
 
 #[cfg(test)]

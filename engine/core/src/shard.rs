@@ -68,6 +68,7 @@ impl ShardState {
                 kind: SegmentKind::Growing(SegmentData::empty(schema)),
                 deleted: DeleteBits::default(),
                 indexes: HashMap::new(),
+                raw_vectors: HashMap::new(),
             },
         );
         self.growing.insert(partition_id, handle);
@@ -239,20 +240,20 @@ impl Shard {
             let handle = state.next_handle;
             state.next_handle += 1;
             let persisted_deletes = deleted.count();
-            state.segments.insert(
+            let mut seg = Segment {
                 handle,
-                Segment {
-                    handle,
-                    partition_id: meta.partition_id,
-                    kind: SegmentKind::Sealed {
-                        data: Arc::new(data),
-                        meta: meta.clone(),
-                        persisted_deletes,
-                    },
-                    deleted,
-                    indexes: seg_indexes,
+                partition_id: meta.partition_id,
+                kind: SegmentKind::Sealed {
+                    data: Arc::new(data),
+                    meta: meta.clone(),
+                    persisted_deletes,
                 },
-            );
+                deleted,
+                indexes: seg_indexes,
+                raw_vectors: HashMap::new(),
+            };
+            release_indexed_vectors(&mut seg, &schema);
+            state.segments.insert(handle, seg);
         }
         // Rebuild the primary-key map from live sealed rows.
         let mut pk_updates = Vec::new();
@@ -340,6 +341,12 @@ impl Shard {
     /// Detach a dropped index from every segment (its files become garbage at the next
     /// checkpoint's index update or are ignored on recovery, since the spec is gone).
     pub fn detach_index(&self, field_id: i64, index_id: i64) {
+        let field_index = self
+            .inner
+            .schema
+            .fields
+            .iter()
+            .position(|f| f.field_id == field_id);
         let mut st = self.inner.state.write();
         for seg in st.segments.values_mut() {
             if seg
@@ -347,6 +354,9 @@ impl Shard {
                 .get(&field_id)
                 .is_some_and(|(id, _)| *id == index_id)
             {
+                if let Some(fi) = field_index {
+                    seg.restore_vectors(fi);
+                }
                 seg.indexes.remove(&field_id);
             }
         }
@@ -384,6 +394,16 @@ impl Shard {
                 )
             })
             .collect()
+    }
+
+    /// Sealed rows whose vectors (of some field) live only in an attached index.
+    pub fn vectors_in_index_rows(&self) -> usize {
+        let st = self.inner.state.read();
+        st.segments
+            .values()
+            .filter(|s| !s.raw_vectors.is_empty())
+            .map(|s| s.data().num_rows())
+            .sum()
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -443,8 +463,8 @@ impl Shard {
     pub fn matching_pks(&self, plan: &Plan, partitions: &Option<HashSet<i64>>) -> Vec<PrimaryKey> {
         let st = self.inner.state.read();
         let mut out = Vec::new();
-        for_each_live_match(&st, plan, partitions, |d, row| {
-            if let Some(pk) = d.primary_key(self.inner.pk_index, row) {
+        for_each_live_match(&st, plan, partitions, |seg, row| {
+            if let Some(pk) = seg.data().primary_key(self.inner.pk_index, row) {
                 out.push(pk);
             }
         });
@@ -482,12 +502,15 @@ impl Shard {
                     idx.search(req.queries, req.k, req.ef, filter.as_ref())?
                 }
                 _ => {
-                    let Column::FloatVector { data, .. } = &d.columns[req.field_index] else {
-                        return Err(CoreError::Internal(
-                            "vector column has the wrong type".into(),
-                        ));
-                    };
-                    vindex::flat_search(data, dim, req.metric, req.queries, req.k, filter.as_ref())?
+                    let vectors = seg.vectors(req.field_index)?;
+                    vindex::flat_search(
+                        &vectors,
+                        dim,
+                        req.metric,
+                        req.queries,
+                        req.k,
+                        filter.as_ref(),
+                    )?
                 }
             };
             for (q, hits) in results.into_iter().enumerate() {
@@ -516,7 +539,7 @@ impl Shard {
                     let values = req
                         .output
                         .iter()
-                        .map(|&fi| value_at(d, fi, off as usize))
+                        .map(|&fi| seg.value(fi, off as usize))
                         .collect();
                     Some(ShardHit { score, pk, values })
                 })
@@ -551,13 +574,12 @@ impl Shard {
                     {
                         continue;
                     }
-                    let d = seg.data();
                     let vals = if count_only {
                         Vec::new()
                     } else {
                         output
                             .iter()
-                            .map(|&fi| value_at(d, fi, *off as usize))
+                            .map(|&fi| seg.value(fi, *off as usize))
                             .collect()
                     };
                     rows.push((pk, vals));
@@ -567,10 +589,10 @@ impl Shard {
         }
         let mut count = 0;
         let mut rows = Vec::new();
-        for_each_live_match(&st, plan, partitions, |d, row| {
+        for_each_live_match(&st, plan, partitions, |seg, row| {
             count += 1;
-            if !count_only && let Some(pk) = d.primary_key(self.inner.pk_index, row) {
-                rows.push((pk, output.iter().map(|&fi| value_at(d, fi, row)).collect()));
+            if !count_only && let Some(pk) = seg.data().primary_key(self.inner.pk_index, row) {
+                rows.push((pk, output.iter().map(|&fi| seg.value(fi, row)).collect()));
             }
         });
         (count, rows)
@@ -588,7 +610,7 @@ fn for_each_live_match(
     st: &ShardState,
     plan: &Plan,
     partitions: &Option<HashSet<i64>>,
-    mut f: impl FnMut(&SegmentData, usize),
+    mut f: impl FnMut(&Segment, usize),
 ) {
     let all = plan.is_match_all();
     for seg in st.segments.values() {
@@ -601,7 +623,7 @@ fn for_each_live_match(
         let d = seg.data();
         for row in 0..d.num_rows() {
             if !seg.deleted.get(row) && (all || plan.eval(&d.row(row))) {
-                f(d, row);
+                f(seg, row);
             }
         }
     }
@@ -623,19 +645,6 @@ fn in_range(metric: MetricType, s: f32, radius: f32, range_filter: Option<f32>) 
         s > radius && range_filter.is_none_or(|rf| s <= rf)
     } else {
         s < radius && range_filter.is_none_or(|rf| s >= rf)
-    }
-}
-
-pub fn value_at(d: &SegmentData, field_index: usize, row: usize) -> crate::value::Value {
-    use crate::value::{Value, ValueRef};
-    match d.columns.get(field_index).map(|c| c.get(row)) {
-        Some(ValueRef::Bool(b)) => Value::Bool(b),
-        Some(ValueRef::Int(i)) => Value::Int(i),
-        Some(ValueRef::Float(f)) => Value::Float(f),
-        Some(ValueRef::Str(s)) => Value::String(s.to_string()),
-        Some(ValueRef::Json(j)) => Value::Json(j.clone()),
-        Some(ValueRef::FloatVector(v)) => Value::FloatVector(v.to_vec()),
-        Some(ValueRef::Null) | None => Value::Null,
     }
 }
 
@@ -946,10 +955,34 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
         "checkpoint committed"
     );
     drop(_g);
-    if !to_write.is_empty() {
+    // The written segments' data is shared no more: indexed vectors can live in the index alone.
+    let sealed_any = !to_write.is_empty();
+    drop(to_write);
+    {
+        let mut st = inner.state.write();
+        for seg in st.segments.values_mut() {
+            release_indexed_vectors(seg, &inner.schema);
+        }
+    }
+    if sealed_any {
         build_missing_indexes(inner).await?;
     }
     Ok(())
+}
+
+/// Let every attached index that stores its column's vectors exactly serve them, dropping the
+/// segment's own copy (see [`Segment::release_vectors`]).
+fn release_indexed_vectors(seg: &mut Segment, schema: &CollectionSchema) {
+    let attached: Vec<(i64, Arc<VectorIndex>)> = seg
+        .indexes
+        .iter()
+        .map(|(fid, (_, idx))| (*fid, idx.clone()))
+        .collect();
+    for (field_id, idx) in attached {
+        if let Some(fi) = schema.fields.iter().position(|f| f.field_id == field_id) {
+            seg.release_vectors(fi, &idx);
+        }
+    }
 }
 
 /// A segment to write: (segment id, partition id, rows).
@@ -1014,8 +1047,8 @@ fn compact(
                     moved.push((pk, (base + i) as u32));
                 }
             }
-            for (dst, src) in merged.columns.iter_mut().zip(&data.columns) {
-                dst.extend(&src.take(&live));
+            for (i, dst) in merged.columns.iter_mut().enumerate() {
+                dst.extend(&seg.take_column(i, &live));
             }
             merged
                 .timestamps
@@ -1057,6 +1090,7 @@ fn compact(
                 },
                 deleted: DeleteBits::default(),
                 indexes: HashMap::new(),
+                raw_vectors: HashMap::new(),
             },
         );
         tracing::info!(
@@ -1095,15 +1129,32 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
                     {
                         continue;
                     }
-                    job = Some((seg.handle, meta.segment_id, data.clone(), spec.clone()));
+                    // Vectors an older index of the field holds (the segment's copy was
+                    // released) are gathered now, under the read lock.
+                    let gathered = inner
+                        .schema
+                        .fields
+                        .iter()
+                        .position(|f| f.field_id == spec.field_id)
+                        .filter(|fi| seg.raw_vectors.contains_key(fi))
+                        .map(|fi| seg.vectors(fi).map(|v| v.into_owned()))
+                        .transpose();
+                    job = Some((
+                        seg.handle,
+                        meta.segment_id,
+                        data.clone(),
+                        gathered,
+                        spec.clone(),
+                    ));
                     break 'outer;
                 }
             }
             job
         };
-        let Some((handle, segment_id, data, spec)) = job else {
+        let Some((handle, segment_id, data, gathered, spec)) = job else {
             return Ok(());
         };
+        let gathered = gathered?;
         if inner.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -1126,7 +1177,12 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
                     "vector column has the wrong type".into(),
                 ));
             };
-            vindex::build(&spec2, *dim, vectors, threads)
+            vindex::build(
+                &spec2,
+                *dim,
+                gathered.as_deref().unwrap_or(vectors),
+                threads,
+            )
         })
         .await
         .map_err(|e| CoreError::Internal(e.to_string()))??;
@@ -1170,8 +1226,10 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
                         key,
                     });
                 }
+                let index = Arc::new(index);
                 seg.indexes
-                    .insert(spec.field_id, (spec.index_id, Arc::new(index)));
+                    .insert(spec.field_id, (spec.index_id, index.clone()));
+                seg.release_vectors(field_index, &index);
             }
         }
         tracing::info!(

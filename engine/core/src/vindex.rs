@@ -59,6 +59,25 @@ impl VectorIndex {
     ) -> Result<Vec<Vec<(u32, f32)>>> {
         Ok(self.inner.search(queries, k, Some(ef), filter)?)
     }
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    /// Whether the index holds every inserted vector bit for bit, so a sealed segment can drop
+    /// its own copy and read vectors from here. L2 and IP store the vectors unchanged; COSINE
+    /// stores them unit-normalised, so (as Milvus' HNSW for COSINE) the segment keeps its column.
+    pub fn has_raw_vectors(&self) -> bool {
+        self.inner.metric() != Metric::Cosine
+    }
+    /// The stored vector of row `offset` (< `len()`); the inserted one when `has_raw_vectors`.
+    pub fn vector(&self, offset: u32) -> &[f32] {
+        self.inner.vector(offset)
+    }
 }
 
 /// Build the index a spec describes over row-major `vectors`.

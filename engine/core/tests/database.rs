@@ -546,3 +546,126 @@ async fn drop_and_recreate_index() {
     let e = db.search(&bad).unwrap_err().to_string();
     assert!(e.contains("metric type not match"), "{e}");
 }
+
+/// Vectors of `field` in a query or search result, by primary key order of `ids`.
+fn output_vectors(fields: &[ferrovus_core::request::OutputColumn], field: &str) -> Vec<Vec<f32>> {
+    match &fields.iter().find(|f| f.name == field).unwrap().column {
+        Column::FloatVector { dim, data } => data.chunks(*dim).map(|c| c.to_vec()).collect(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Every row of `ids` returns its inserted vector bit for bit, through query and search.
+fn assert_vectors_exact(db: &Database, coll: &str, ids: &[i64]) {
+    let mut q = query(coll, "", &["id", "v"]);
+    q.limit = Some(16384);
+    let r = db.query(&q).unwrap();
+    let got_ids = match &r.fields.iter().find(|f| f.name == "id").unwrap().column {
+        Column::Int(v) => v.clone(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let mut sorted = got_ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ids, "query returns every live row once");
+    for (id, v) in got_ids.iter().zip(output_vectors(&r.fields, "v")) {
+        let want: Vec<u32> = vector(*id).iter().map(|x| x.to_bits()).collect();
+        let got: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(got, want, "vector of id {id}");
+    }
+    let mut s = search(coll, &vector(ids[ids.len() / 2]), 5, "");
+    s.output_fields = vec!["v".into()];
+    let r = db.search(&s).unwrap();
+    for (pk, v) in pk_ints(&r.ids[0])
+        .iter()
+        .zip(output_vectors(&r.fields, "v"))
+    {
+        assert_eq!(v, vector(*pk), "search output vector of id {pk}");
+    }
+}
+
+fn vectors_in_index(db: &Database, coll: &str) -> usize {
+    db.collection(coll)
+        .unwrap()
+        .shards
+        .iter()
+        .map(|s| s.vectors_in_index_rows())
+        .sum()
+}
+
+#[tokio::test]
+async fn indexed_sealed_vectors_are_held_once_and_read_back_exactly() {
+    let s = Stores::new();
+    let cfg = CoreConfig {
+        seal_rows: 1_000_000,
+        compaction_small_rows: 0,
+        compaction_deleted_ratio: 0.2,
+        ..CoreConfig::default()
+    };
+    let db = s.open(cfg.clone()).await.unwrap();
+    setup(&db, "c", "HNSW").await; // L2: the index stores the vectors unchanged
+    db.insert("c", "", rows(0..400, "a")).await.unwrap();
+    db.flush("c").await.unwrap();
+    wait_indexed(&db, "c").await;
+    let before = db.totals().3;
+    assert_eq!(
+        vectors_in_index(&db, "c"),
+        400,
+        "the segments dropped their vector copies"
+    );
+    assert_vectors_exact(&db, "c", &(0..400).collect::<Vec<_>>());
+
+    // Compaction rewrites the segments from the vectors the index holds.
+    db.delete("c", "", "id < 100", &HashMap::new())
+        .await
+        .unwrap();
+    db.flush("c").await.unwrap();
+    wait_indexed(&db, "c").await;
+    assert_vectors_exact(&db, "c", &(100..400).collect::<Vec<_>>());
+    assert_eq!(vectors_in_index(&db, "c"), 300);
+    assert!(
+        db.totals().3 < before,
+        "fewer rows, less memory: {} vs {before}",
+        db.totals().3
+    );
+
+    // Recovery loads the index and again keeps one copy.
+    drop(db);
+    let db = s.open(cfg.clone()).await.unwrap();
+    wait_indexed(&db, "c").await;
+    assert_eq!(vectors_in_index(&db, "c"), 300);
+    assert_vectors_exact(&db, "c", &(100..400).collect::<Vec<_>>());
+
+    // Dropping the index gives the vectors back to the segments; a new index builds from them.
+    db.release("c").await.unwrap();
+    db.drop_index("c", "v", "").await.unwrap();
+    assert_eq!(vectors_in_index(&db, "c"), 0);
+    let mut p = BTreeMap::new();
+    p.insert("index_type".to_string(), "HNSW".to_string());
+    p.insert("metric_type".to_string(), "IP".to_string());
+    db.create_index("c", "v", "", p).await.unwrap();
+    wait_indexed(&db, "c").await;
+    db.load("c").await.unwrap();
+    assert_eq!(vectors_in_index(&db, "c"), 300);
+    assert_vectors_exact(&db, "c", &(100..400).collect::<Vec<_>>());
+    drop(db);
+    let db = s.open(cfg).await.unwrap();
+    assert_vectors_exact(&db, "c", &(100..400).collect::<Vec<_>>());
+
+    // COSINE indexes hold unit vectors: the segment keeps the inserted ones.
+    db.create_collection(schema("cos"), 1, Consistency::Strong, BTreeMap::new())
+        .await
+        .unwrap();
+    let mut p = BTreeMap::new();
+    p.insert("index_type".to_string(), "HNSW".to_string());
+    p.insert("metric_type".to_string(), "COSINE".to_string());
+    db.create_index("cos", "v", "", p).await.unwrap();
+    db.load("cos").await.unwrap();
+    db.insert("cos", "", rows(0..200, "a")).await.unwrap();
+    db.flush("cos").await.unwrap();
+    wait_indexed(&db, "cos").await;
+    assert_eq!(vectors_in_index(&db, "cos"), 0);
+    let mut q = query("cos", "id == 7", &["v"]);
+    q.limit = Some(1);
+    let r = db.query(&q).unwrap();
+    assert_eq!(output_vectors(&r.fields, "v"), vec![vector(7)]);
+}
