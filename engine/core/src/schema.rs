@@ -289,6 +289,11 @@ impl CollectionSchema {
         self.fields.iter().position(|f| f.name == name)
     }
 
+    /// Position of the field with id `id` in `fields` (the column index of segment data).
+    pub fn field_index_by_id(&self, id: FieldId) -> Option<usize> {
+        self.fields.iter().position(|f| f.field_id == id)
+    }
+
     pub fn dynamic_field(&self) -> Option<&FieldSchema> {
         self.fields.iter().find(|f| f.is_dynamic)
     }

@@ -341,12 +341,7 @@ impl Shard {
     /// Detach a dropped index from every segment (its files become garbage at the next
     /// checkpoint's index update or are ignored on recovery, since the spec is gone).
     pub fn detach_index(&self, field_id: i64, index_id: i64) {
-        let field_index = self
-            .inner
-            .schema
-            .fields
-            .iter()
-            .position(|f| f.field_id == field_id);
+        let field_index = self.inner.schema.field_index_by_id(field_id);
         let mut st = self.inner.state.write();
         for seg in st.segments.values_mut() {
             if seg
@@ -979,7 +974,7 @@ fn release_indexed_vectors(seg: &mut Segment, schema: &CollectionSchema) {
         .map(|(fid, (_, idx))| (*fid, idx.clone()))
         .collect();
     for (field_id, idx) in attached {
-        if let Some(fi) = schema.fields.iter().position(|f| f.field_id == field_id) {
+        if let Some(fi) = schema.field_index_by_id(field_id) {
             seg.release_vectors(fi, &idx);
         }
     }
@@ -1133,9 +1128,7 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
                     // released) are gathered now, under the read lock.
                     let gathered = inner
                         .schema
-                        .fields
-                        .iter()
-                        .position(|f| f.field_id == spec.field_id)
+                        .field_index_by_id(spec.field_id)
                         .filter(|fi| seg.raw_vectors.contains_key(fi))
                         .map(|fi| seg.vectors(fi).map(|v| v.into_owned()))
                         .transpose();
@@ -1158,12 +1151,7 @@ async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
         if inner.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(field_index) = inner
-            .schema
-            .fields
-            .iter()
-            .position(|f| f.field_id == spec.field_id)
-        else {
+        let Some(field_index) = inner.schema.field_index_by_id(spec.field_id) else {
             return Ok(());
         };
         let started = std::time::Instant::now();
