@@ -302,14 +302,17 @@ def main():
                              a.filter_ef, a.min_time))
     # The machine is shared: more rounds of the two sweeps, alternating, on the same two indexes.
     # Per ef the best QPS of each side is kept; the ratio at recall 0.95 is also given per round.
+    def ratio_at_095(o, h):
+        oq, hq = qps_at(o, 0.95), qps_at(h, 0.95)
+        return oq / hq if oq and hq else None
+
     round_ratios = []
     if hres and ores:
-        round_ratios.append(qps_at(ores, 0.95) / qps_at(hres, 0.95) if qps_at(hres, 0.95) and qps_at(ores, 0.95) else None)
+        round_ratios.append(ratio_at_095(ores, hres))
         for _ in range(1, a.rounds if ours_file else 1):
             h2 = {ef: hnswlib_sweep(lib_index, queries, gt, a.k, ef, a.repeat, min_time=a.min_time) for ef in efs}
             o2 = ours_sweep(paths, metric, efs, a.k, ours_file, a.min_time)
-            hq2, oq2 = qps_at(h2, 0.95), qps_at(o2, 0.95)
-            round_ratios.append(oq2 / hq2 if hq2 and oq2 else None)
+            round_ratios.append(ratio_at_095(o2, h2))
             for res, new in ((hres, h2), (ores, o2)):
                 for ef, v in new.items():
                     old = res.get(ef, v)
