@@ -499,7 +499,12 @@ impl Database {
                 }
             } else {
                 for sh in &c.shards {
-                    let t: usize = sh.segment_infos().iter().filter(|x| x.3).map(|x| x.2).sum();
+                    let t: usize = sh
+                        .segment_infos()
+                        .iter()
+                        .filter(|x| x.sealed)
+                        .map(|x| x.rows)
+                        .sum();
                     done += t;
                     total += t;
                 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod expr;
+pub mod keys;
 pub mod request;
 pub mod schema;
 pub mod segment;

@@ -379,6 +379,21 @@ impl Segment {
         }
     }
 
+    /// Let every attached index that stores its column's vectors exactly serve them, dropping
+    /// the segment's own copy (see [`Segment::release_vectors`]).
+    pub fn release_indexed_vectors(&mut self, schema: &CollectionSchema) {
+        let attached: Vec<(i64, Arc<VectorIndex>)> = self
+            .indexes
+            .iter()
+            .map(|(fid, (_, idx))| (*fid, idx.clone()))
+            .collect();
+        for (field_id, idx) in attached {
+            if let Some(fi) = schema.field_index_by_id(field_id) {
+                self.release_vectors(fi, &idx);
+            }
+        }
+    }
+
     /// Put vector column `field_index` back into the segment (its index is being dropped).
     pub fn restore_vectors(&mut self, field_index: usize) {
         let Some(idx) = self.raw_vectors.remove(&field_index) else {

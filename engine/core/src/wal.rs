@@ -176,7 +176,7 @@ impl Wal {
             buf.extend_from_slice(&lsn.to_le_bytes());
             buf.extend_from_slice(p);
         }
-        let key = format!("{}/{first_lsn:020}-{last:020}.log", self.prefix);
+        let key = crate::keys::wal_object(&self.prefix, first_lsn, last);
         self.store.put(&key, Bytes::from(buf)).await
     }
 

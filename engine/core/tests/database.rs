@@ -330,7 +330,7 @@ async fn compaction_merges_small_segments_and_drops_deleted_rows() {
         db.collection("c").unwrap().shards[0]
             .segment_infos()
             .iter()
-            .filter(|s| s.3)
+            .filter(|s| s.sealed)
             .count()
     };
     assert_eq!(sealed(&db), 1, "four small flushes merged into one segment");
@@ -340,7 +340,11 @@ async fn compaction_merges_small_segments_and_drops_deleted_rows() {
     db.flush("c").await.unwrap();
     let infos = db.collection("c").unwrap().shards[0].segment_infos();
     assert_eq!(
-        infos.iter().filter(|s| s.3).map(|s| s.2).sum::<usize>(),
+        infos
+            .iter()
+            .filter(|s| s.sealed)
+            .map(|s| s.rows)
+            .sum::<usize>(),
         100,
         "deleted rows dropped"
     );

@@ -1325,8 +1325,8 @@ impl milvus_service_server::MilvusService for Proxy {
                     .shards
                     .iter()
                     .flat_map(|s| s.segment_infos())
-                    .filter(|s| s.3)
-                    .map(|s| s.0)
+                    .filter(|s| s.sealed)
+                    .map(|s| s.segment_id)
                     .collect();
                 resp.coll_seg_i_ds
                     .insert(name.clone(), ps::LongArray { data: ids.clone() });
@@ -1372,12 +1372,12 @@ impl milvus_service_server::MilvusService for Proxy {
                 .iter()
                 .enumerate()
                 .flat_map(|(i, s)| s.segment_infos().into_iter().map(move |x| (i, x)))
-                .map(|(i, (id, pid, rows, sealed))| PersistentSegmentInfo {
-                    segment_id: id,
+                .map(|(i, s)| PersistentSegmentInfo {
+                    segment_id: s.segment_id,
                     collection_id: c.id(),
-                    partition_id: pid,
-                    num_rows: rows as i64,
-                    state: if sealed {
+                    partition_id: s.partition_id,
+                    num_rows: s.rows as i64,
+                    state: if s.sealed {
                         common::SegmentState::Flushed
                     } else {
                         common::SegmentState::Growing
@@ -1406,14 +1406,14 @@ impl milvus_service_server::MilvusService for Proxy {
                 .shards
                 .iter()
                 .flat_map(|s| s.segment_infos())
-                .map(|(id, pid, rows, sealed)| QuerySegmentInfo {
-                    segment_id: id,
+                .map(|s| QuerySegmentInfo {
+                    segment_id: s.segment_id,
                     collection_id: c.id(),
-                    partition_id: pid,
-                    num_rows: rows as i64,
+                    partition_id: s.partition_id,
+                    num_rows: s.rows as i64,
                     node_id: 1,
                     node_ids: vec![1],
-                    state: if sealed {
+                    state: if s.sealed {
                         common::SegmentState::Sealed
                     } else {
                         common::SegmentState::Growing

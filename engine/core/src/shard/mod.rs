@@ -1,0 +1,291 @@
+//! A shard ("channel") of a collection: its write-ahead log, its growing and sealed segments,
+//! the primary-key map that makes the latest write of a key the only visible one, checkpoints
+//! (seal + persist + log truncation), recovery, and the per-shard half of search and query.
+//!
+//! One concern per file: [`state`] (segments and the key map), [`pipeline`] (group commit),
+//! [`checkpoint`] (seal, persist, truncate), [`compact`], [`index_build`], [`read`] (search and
+//! query) and [`recovery`] (open and replay). This file is the `Shard` API.
+
+mod checkpoint;
+mod compact;
+mod index_build;
+mod pipeline;
+mod read;
+mod recovery;
+mod state;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::CoreConfig;
+use crate::error::{CoreError, Result};
+use crate::expr::Plan;
+use crate::keys;
+use crate::request::{IndexSpec, MetricType};
+use crate::schema::CollectionSchema;
+use crate::segment::SegmentMeta;
+use crate::store::{MetaStore, ObjectStore};
+use crate::tso::{IdAllocator, TimestampOracle};
+use crate::value::PrimaryKey;
+use crate::wal::{Wal, WalRecord};
+
+use self::pipeline::WriteReq;
+use self::state::ShardState;
+
+/// Shared services a shard needs.
+#[derive(Debug, Clone)]
+pub struct ShardEnv {
+    pub objects: Arc<dyn ObjectStore>,
+    pub meta: Arc<dyn MetaStore>,
+    pub tso: Arc<TimestampOracle>,
+    pub ids: Arc<IdAllocator>,
+    pub config: Arc<CoreConfig>,
+}
+
+/// Persisted state of a shard: what the log replay starts from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShardCheckpoint {
+    pub next_lsn: u64,
+    pub segments: Vec<SegmentMeta>,
+}
+
+/// One segment of a shard as `segment_infos` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRowInfo {
+    /// Persisted id of a sealed segment; a negative in-memory handle for a growing one.
+    pub segment_id: i64,
+    pub partition_id: i64,
+    /// Rows stored (live and deleted).
+    pub rows: usize,
+    pub sealed: bool,
+}
+
+/// Shard internals shared with its background tasks.
+struct Inner {
+    collection_id: i64,
+    shard: usize,
+    schema: Arc<CollectionSchema>,
+    pk_index: usize,
+    env: ShardEnv,
+    wal: Wal,
+    state: RwLock<ShardState>,
+    indexes: Arc<RwLock<Vec<IndexSpec>>>,
+    checkpoint_lock: tokio::sync::Mutex<()>,
+    flush_scheduled: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("collection_id", &self.collection_id)
+            .field("shard", &self.shard)
+            .finish()
+    }
+}
+
+/// One shard of a collection.
+#[derive(Debug)]
+pub struct Shard {
+    inner: Arc<Inner>,
+    tx: mpsc::Sender<WriteReq>,
+}
+
+/// One search hit inside a shard, with the requested output values already extracted.
+#[derive(Debug, Clone)]
+pub struct ShardHit {
+    pub score: f32,
+    pub pk: PrimaryKey,
+    pub values: Vec<crate::value::Value>,
+}
+
+/// A search prepared against the schema (shared by all shards).
+pub struct PreparedSearch<'a> {
+    pub field_index: usize,
+    pub metric: MetricType,
+    pub queries: &'a [f32],
+    pub num_queries: usize,
+    pub k: usize,
+    pub ef: usize,
+    pub plan: &'a Plan,
+    pub partitions: Option<HashSet<i64>>,
+    pub output: &'a [usize],
+    pub ignore_growing: bool,
+    pub radius: Option<f32>,
+    pub range_filter: Option<f32>,
+}
+
+/// Metadata key of a shard's checkpoint record.
+pub fn checkpoint_key(collection_id: i64, shard: usize) -> String {
+    keys::checkpoint(collection_id, shard)
+}
+
+impl Shard {
+    /// Open (or create) a shard: load its checkpoint and sealed segments, replay its log.
+    pub async fn open(
+        collection_id: i64,
+        shard: usize,
+        schema: Arc<CollectionSchema>,
+        indexes: Arc<RwLock<Vec<IndexSpec>>>,
+        env: ShardEnv,
+    ) -> Result<Shard> {
+        let inner = Arc::new(recovery::recover(collection_id, shard, schema, indexes, env).await?);
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(pipeline::write_pipeline(inner.clone(), rx));
+        let shard = Shard { inner, tx };
+        shard.schedule_index_builds();
+        Ok(shard)
+    }
+
+    /// Append a record durably and apply it; returns its timestamp. The record's own `ts` is
+    /// replaced by the one the pipeline assigns, so timestamps follow log order.
+    pub async fn write(&self, record: WalRecord, bytes: usize) -> Result<u64> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(WriteReq { record, bytes, ack })
+            .await
+            .map_err(|_| CoreError::Internal("shard is closed".into()))?;
+        rx.await
+            .map_err(|_| CoreError::Internal("shard write pipeline stopped".into()))?
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.inner.state.read().pk_map.len()
+    }
+
+    /// Persist growing segments and deletes, then truncate the log.
+    pub async fn flush(&self) -> Result<()> {
+        checkpoint::checkpoint(&self.inner).await
+    }
+
+    pub fn schedule_index_builds(&self) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if let Err(e) = index_build::build_missing_indexes(&inner).await {
+                tracing::error!(collection_id = inner.collection_id, shard = inner.shard, error = %e, "index build failed");
+            }
+        });
+    }
+
+    /// Detach a dropped index from every segment (its files become garbage at the next
+    /// checkpoint's index update or are ignored on recovery, since the spec is gone).
+    pub fn detach_index(&self, field_id: i64, index_id: i64) {
+        let field_index = self.inner.schema.field_index_by_id(field_id);
+        let mut st = self.inner.state.write();
+        for seg in st.segments.values_mut() {
+            if seg
+                .indexes
+                .get(&field_id)
+                .is_some_and(|(id, _)| *id == index_id)
+            {
+                if let Some(fi) = field_index {
+                    seg.restore_vectors(fi);
+                }
+                seg.indexes.remove(&field_id);
+            }
+        }
+    }
+
+    /// (indexed rows, total sealed rows) for an index id.
+    pub fn index_progress(&self, index_id: i64, field_id: i64) -> (usize, usize) {
+        let st = self.inner.state.read();
+        let mut done = 0;
+        let mut total = 0;
+        for seg in st.segments.values().filter(|s| s.is_sealed()) {
+            total += seg.data().num_rows();
+            if seg
+                .indexes
+                .get(&field_id)
+                .is_some_and(|(id, _)| *id == index_id)
+            {
+                done += seg.data().num_rows();
+            }
+        }
+        (done, total)
+    }
+
+    /// Segment ids and row counts (sealed: persisted id; growing: negative handle).
+    pub fn segment_infos(&self) -> Vec<SegmentRowInfo> {
+        let st = self.inner.state.read();
+        st.segments
+            .values()
+            .map(|s| SegmentRowInfo {
+                segment_id: s.segment_id().unwrap_or(-(s.handle as i64)),
+                partition_id: s.partition_id,
+                rows: s.data().num_rows(),
+                sealed: s.is_sealed(),
+            })
+            .collect()
+    }
+
+    /// Sealed rows whose vectors (of some field) live only in an attached index.
+    pub fn vectors_in_index_rows(&self) -> usize {
+        let st = self.inner.state.read();
+        st.segments
+            .values()
+            .filter(|s| !s.raw_vectors.is_empty())
+            .map(|s| s.data().num_rows())
+            .sum()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        let st = self.inner.state.read();
+        st.segments
+            .values()
+            .map(|s| {
+                s.data().memory_bytes()
+                    + s.indexes
+                        .values()
+                        .map(|(_, i)| i.memory_bytes())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Delete every object of this shard (collection dropped).
+    pub async fn destroy(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let _g = self.inner.checkpoint_lock.lock().await;
+        self.inner.wal.destroy().await?;
+        let prefix = keys::segments_prefix(self.inner.collection_id, self.inner.shard);
+        for k in self.inner.env.objects.list(&prefix).await? {
+            self.inner.env.objects.delete(&k).await?;
+        }
+        self.inner
+            .env
+            .meta
+            .delete(&checkpoint_key(self.inner.collection_id, self.inner.shard))
+            .await
+    }
+
+    /// Drop all rows of a partition (partition dropped): deletes them like a delete would.
+    pub async fn drop_partition(&self, partition_id: i64) -> Result<()> {
+        let pks: Vec<PrimaryKey> = {
+            let st = self.inner.state.read();
+            st.pk_map
+                .iter()
+                .filter(|(_, loc)| {
+                    st.segments
+                        .get(&loc.handle)
+                        .is_some_and(|s| s.partition_id == partition_id)
+                })
+                .map(|(pk, _)| pk.clone())
+                .collect()
+        };
+        if !pks.is_empty() {
+            self.write(WalRecord::Delete { ts: 0, pks }, 0).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+}

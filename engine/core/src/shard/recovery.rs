@@ -1,0 +1,124 @@
+//! Opening a shard: load its checkpoint and sealed segments, rebuild the primary-key map,
+//! replay the write-ahead log from the checkpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use parking_lot::RwLock;
+
+use super::state::{RowLoc, ShardState};
+use super::{Inner, ShardCheckpoint, ShardEnv, checkpoint_key};
+use crate::error::{CoreError, Result};
+use crate::keys;
+use crate::request::IndexSpec;
+use crate::schema::CollectionSchema;
+use crate::segment::{DeleteBits, Segment, SegmentData, SegmentKind};
+use crate::vindex::VectorIndex;
+use crate::wal::Wal;
+
+/// Recover a shard's state from its checkpoint and log.
+pub(super) async fn recover(
+    collection_id: i64,
+    shard: usize,
+    schema: Arc<CollectionSchema>,
+    indexes: Arc<RwLock<Vec<IndexSpec>>>,
+    env: ShardEnv,
+) -> Result<Inner> {
+    let key = checkpoint_key(collection_id, shard);
+    let ckpt: ShardCheckpoint = match env.meta.get(&key).await? {
+        Some(kv) => serde_json::from_slice(&kv.value)
+            .map_err(|e| CoreError::corrupted(&key, e.to_string()))?,
+        None => ShardCheckpoint::default(),
+    };
+    let pk_index = schema.fields.iter().position(|f| f.is_primary).unwrap_or(0);
+    let mut state = ShardState::new(ckpt.next_lsn);
+    let specs = indexes.read().clone();
+    for meta in &ckpt.segments {
+        let bytes = env.objects.get(&meta.data_key).await?;
+        let (_, _, data) = SegmentData::decode(&bytes, &schema, &meta.data_key)?;
+        let deleted = match &meta.deletes_key {
+            Some(k) => DeleteBits::decode(&env.objects.get(k).await?, data.num_rows(), k)?,
+            None => DeleteBits::default(),
+        };
+        let mut seg_indexes = HashMap::new();
+        for im in &meta.indexes {
+            if !specs.iter().any(|s| s.index_id == im.index_id) {
+                continue; // index dropped since
+            }
+            let bytes = env.objects.get(&im.key).await?;
+            let idx = tokio::task::spawn_blocking(move || VectorIndex::load(bytes))
+                .await
+                .map_err(|e| CoreError::Internal(e.to_string()))??;
+            seg_indexes.insert(im.field_id, (im.index_id, Arc::new(idx)));
+        }
+        let handle = state.alloc_handle();
+        let persisted_deletes = deleted.count();
+        let mut seg = Segment {
+            handle,
+            partition_id: meta.partition_id,
+            kind: SegmentKind::Sealed {
+                data: Arc::new(data),
+                meta: meta.clone(),
+                persisted_deletes,
+            },
+            deleted,
+            indexes: seg_indexes,
+            raw_vectors: HashMap::new(),
+        };
+        seg.release_indexed_vectors(&schema);
+        state.segments.insert(handle, seg);
+    }
+    // Rebuild the primary-key map from live sealed rows.
+    let mut pk_updates = Vec::new();
+    for (h, seg) in &state.segments {
+        let d = seg.data();
+        for row in 0..d.num_rows() {
+            if !seg.deleted.get(row)
+                && let Some(pk) = d.primary_key(pk_index, row)
+            {
+                pk_updates.push((
+                    pk,
+                    RowLoc {
+                        handle: *h,
+                        row: row as u32,
+                    },
+                ));
+            }
+        }
+    }
+    for (pk, loc) in pk_updates {
+        if let Some(old) = state.pk_map.insert(pk, loc) {
+            state.mark_deleted(old);
+        }
+    }
+    let wal = Wal::new(env.objects.clone(), keys::wal_prefix(collection_id, shard));
+    let (entries, next) = wal.replay(ckpt.next_lsn).await?;
+    let replayed = entries.len();
+    for e in &entries {
+        state.apply(&schema, pk_index, &e.record);
+    }
+    state.next_lsn = next.max(ckpt.next_lsn);
+    if replayed > 0 {
+        tracing::info!(
+            collection_id,
+            shard,
+            replayed,
+            next_lsn = state.next_lsn,
+            "replayed write-ahead log"
+        );
+    }
+    Ok(Inner {
+        collection_id,
+        shard,
+        schema,
+        pk_index,
+        env,
+        wal,
+        state: RwLock::new(state),
+        indexes,
+        checkpoint_lock: tokio::sync::Mutex::new(()),
+        flush_scheduled: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+    })
+}
