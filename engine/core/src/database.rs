@@ -54,6 +54,7 @@ impl Database {
             tso,
             ids,
             config: Arc::new(config),
+            hooks: None,
         };
         let db = Database {
             env,

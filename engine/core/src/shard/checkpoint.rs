@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::compact::compact;
+use super::compact::{NewSegment, compact};
 use super::index_build::build_missing_indexes;
+use super::state::ShardState;
 use super::{Inner, ShardCheckpoint, checkpoint_key};
 use crate::error::{CoreError, Result};
 use crate::keys;
-use crate::segment::{Segment, SegmentData, SegmentKind, SegmentMeta};
+use crate::segment::{DeleteBits, Segment, SegmentData, SegmentKind, SegmentMeta};
 
 /// Seal growing segments, persist them and changed delete logs, commit the checkpoint, truncate
 /// the log. Crash-safe at every step: the checkpoint record is the commit point.
@@ -19,96 +20,21 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     if inner.closed.load(Ordering::SeqCst) {
         return Ok(());
     }
-    // 1. Under the lock: seal growing segments and snapshot what must be written.
-    let growing: Vec<(u64, i64)> = {
-        let st = inner.state.read();
-        st.growing.iter().map(|(p, h)| (*h, *p)).collect()
-    };
-    let mut new_ids = Vec::new();
-    for _ in &growing {
-        new_ids.push(inner.env.ids.alloc(1).await?);
-    }
-    // Ids for compacted segments: at most one per partition.
-    let partitions: HashSet<i64> = inner
-        .state
-        .read()
-        .segments
-        .values()
-        .map(|s| s.partition_id)
-        .collect();
-    let compact_first = inner.env.ids.alloc(partitions.len() as u32 + 1).await?;
-    let mut compacted_garbage = Vec::new();
-    let (next_lsn, to_write, delete_snapshots, mut metas) = {
+    // 1. Allocate segment ids for an upper bound of what this checkpoint can create, then take
+    //    the growing list, seal it and capture `next_lsn` in ONE write-lock section, so the log
+    //    is truncated exactly up to what was sealed. A growing segment created while the ids
+    //    were being allocated (a write to a new partition) makes the bound too small: retry.
+    let (next_lsn, to_write, delete_snapshots, mut metas, compacted_garbage) = loop {
+        let need = ids_needed(&inner.state.read());
+        let first_id = inner.env.ids.alloc(need).await?;
+        if let Some(hooks) = &inner.env.hooks {
+            hooks.before_seal().await;
+        }
         let mut st = inner.state.write();
-        let mut to_write = Vec::new();
-        for ((handle, partition_id), seg_id) in growing.iter().zip(&new_ids) {
-            st.growing.remove(partition_id);
-            let Some(seg) = st.segments.get_mut(handle) else {
-                continue;
-            };
-            let SegmentKind::Growing(data) = std::mem::replace(
-                &mut seg.kind,
-                SegmentKind::Growing(SegmentData {
-                    columns: vec![],
-                    timestamps: vec![],
-                }),
-            ) else {
-                continue;
-            };
-            if data.num_rows() == 0 {
-                st.segments.remove(handle);
-                continue;
-            }
-            let data = Arc::new(data);
-            let meta = SegmentMeta {
-                segment_id: *seg_id,
-                partition_id: *partition_id,
-                num_rows: data.num_rows(),
-                data_key: keys::segment_data(inner.collection_id, inner.shard, *seg_id),
-                deletes_key: None,
-                deletes_version: 0,
-                indexes: Vec::new(),
-            };
-            seg.kind = SegmentKind::Sealed {
-                data: data.clone(),
-                meta,
-                persisted_deletes: 0,
-            };
-            to_write.push((*seg_id, *partition_id, data));
+        if ids_needed(&st) > need {
+            continue;
         }
-        let mut next_compact_id = compact_first;
-        for (new_segment, garbage) in compact(&mut st, inner, &mut next_compact_id) {
-            compacted_garbage.extend(garbage);
-            to_write.extend(new_segment);
-        }
-        // Freshly sealed segments that compaction already merged need not be written.
-        let live_ids: HashSet<i64> = st
-            .segments
-            .values()
-            .filter_map(Segment::segment_id)
-            .collect();
-        to_write.retain(|(id, _, _)| live_ids.contains(id));
-        let mut deletes = Vec::new();
-        let mut metas = Vec::new();
-        for seg in st.segments.values() {
-            if let SegmentKind::Sealed {
-                meta,
-                persisted_deletes,
-                data,
-            } = &seg.kind
-            {
-                if seg.deleted.count() != *persisted_deletes {
-                    deletes.push((
-                        meta.segment_id,
-                        seg.deleted.clone(),
-                        data.num_rows(),
-                        meta.deletes_version + 1,
-                    ));
-                }
-                metas.push(meta.clone());
-            }
-        }
-        (st.next_lsn, to_write, deletes, metas)
+        break seal(inner, &mut st, first_id);
     };
     // 2. Write immutable files.
     for (seg_id, partition_id, data) in &to_write {
@@ -218,4 +144,98 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
         build_missing_indexes(inner).await?;
     }
     Ok(())
+}
+
+/// Segment ids a checkpoint may need: one per growing segment, plus one per partition for
+/// compaction, plus one spare.
+fn ids_needed(st: &ShardState) -> u32 {
+    let partitions: HashSet<i64> = st.segments.values().map(|s| s.partition_id).collect();
+    (st.growing.len() + partitions.len() + 1) as u32
+}
+
+/// What a checkpoint writes, captured under the state lock.
+type Sealed = (
+    u64,
+    Vec<NewSegment>,
+    Vec<(i64, DeleteBits, usize, u64)>,
+    Vec<SegmentMeta>,
+    Vec<String>,
+);
+
+/// Seal every growing segment (ids from `first_id` on, at most `ids_needed` of them), compact,
+/// and snapshot the delete logs to write and the sealed segments' metadata; returns them with
+/// the next LSN (everything below it is now in sealed segments).
+fn seal(inner: &Inner, st: &mut ShardState, first_id: i64) -> Sealed {
+    let mut next_id = first_id;
+    let mut to_write = Vec::new();
+    let growing: Vec<(i64, u64)> = st.growing.drain().collect();
+    for (partition_id, handle) in growing {
+        let Some(seg) = st.segments.get_mut(&handle) else {
+            continue;
+        };
+        let SegmentKind::Growing(data) = std::mem::replace(
+            &mut seg.kind,
+            SegmentKind::Growing(SegmentData {
+                columns: vec![],
+                timestamps: vec![],
+            }),
+        ) else {
+            continue;
+        };
+        if data.num_rows() == 0 {
+            st.segments.remove(&handle);
+            continue;
+        }
+        let seg_id = next_id;
+        next_id += 1;
+        let data = Arc::new(data);
+        let meta = SegmentMeta {
+            segment_id: seg_id,
+            partition_id,
+            num_rows: data.num_rows(),
+            data_key: keys::segment_data(inner.collection_id, inner.shard, seg_id),
+            deletes_key: None,
+            deletes_version: 0,
+            indexes: Vec::new(),
+        };
+        seg.kind = SegmentKind::Sealed {
+            data: data.clone(),
+            meta,
+            persisted_deletes: 0,
+        };
+        to_write.push((seg_id, partition_id, data));
+    }
+    let mut compacted_garbage = Vec::new();
+    for (new_segment, garbage) in compact(st, inner, &mut next_id) {
+        compacted_garbage.extend(garbage);
+        to_write.extend(new_segment);
+    }
+    // Freshly sealed segments that compaction already merged need not be written.
+    let live_ids: HashSet<i64> = st
+        .segments
+        .values()
+        .filter_map(Segment::segment_id)
+        .collect();
+    to_write.retain(|(id, _, _)| live_ids.contains(id));
+    let mut deletes = Vec::new();
+    let mut metas = Vec::new();
+    for seg in st.segments.values() {
+        if let SegmentKind::Sealed {
+            meta,
+            persisted_deletes,
+            data,
+        } = &seg.kind
+        {
+            if seg.deleted.count() != *persisted_deletes {
+                deletes.push((
+                    meta.segment_id,
+                    seg.deleted.clone(),
+                    data.num_rows(),
+                    meta.deletes_version + 1,
+                ));
+            }
+            metas.push(meta.clone());
+        }
+    }
+    (st.next_lsn, to_write, deletes, metas, compacted_garbage)
 }

@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use async_trait::async_trait;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -38,13 +39,36 @@ use self::pipeline::WriteReq;
 use self::state::ShardState;
 
 /// Shared services a shard needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ShardEnv {
     pub objects: Arc<dyn ObjectStore>,
     pub meta: Arc<dyn MetaStore>,
     pub tso: Arc<TimestampOracle>,
     pub ids: Arc<IdAllocator>,
     pub config: Arc<CoreConfig>,
+    /// Test hooks (None in production).
+    #[doc(hidden)]
+    pub hooks: Option<Arc<dyn ShardHooks>>,
+}
+
+impl std::fmt::Debug for ShardEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardEnv")
+            .field("objects", &self.objects)
+            .field("meta", &self.meta)
+            .field("config", &self.config)
+            .field("hooks", &self.hooks.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Points inside shard operations where a test can interleave other work deterministically.
+#[doc(hidden)]
+#[async_trait]
+pub trait ShardHooks: Send + Sync {
+    /// In a checkpoint, after segment ids were allocated and before the growing segments are
+    /// sealed.
+    async fn before_seal(&self) {}
 }
 
 /// Persisted state of a shard: what the log replay starts from.
