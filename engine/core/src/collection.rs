@@ -92,7 +92,7 @@ impl Collection {
         Ok(self
             .shards
             .iter()
-            .map(|s| s.query(&all, &parts, &[], true).0)
+            .map(|s| s.query(&all, &parts, &[], true).value.0)
             .sum())
     }
 
@@ -311,7 +311,7 @@ impl Collection {
         Ok(self
             .shards
             .iter()
-            .flat_map(|s| s.matching_pks(plan, &parts))
+            .flat_map(|s| s.matching_pks(plan, &parts).value)
             .collect())
     }
 
@@ -458,10 +458,10 @@ impl Collection {
             radius: req.radius,
             range_filter: req.range_filter,
         };
-        let mut merged: Vec<Vec<ShardHit>> = vec![Vec::new(); req.num_queries];
+        let mut per_query: Vec<Vec<Vec<ShardHit>>> = vec![Vec::new(); req.num_queries];
         for shard in &self.shards {
-            for (q, hits) in shard.search(&prepared)?.into_iter().enumerate() {
-                merged[q].extend(hits);
+            for (lists, hits) in per_query.iter_mut().zip(shard.search(&prepared)?.value) {
+                lists.push(hits);
             }
         }
         let mut result = SearchResult {
@@ -470,18 +470,8 @@ impl Collection {
             ..Default::default()
         };
         let mut cols: Vec<Vec<Value>> = vec![Vec::new(); output.len()];
-        for mut hits in merged {
-            hits.sort_by(|a, b| {
-                let o = a
-                    .score
-                    .partial_cmp(&b.score)
-                    .unwrap_or(std::cmp::Ordering::Equal);
-                if metric.higher_is_better() {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
+        for lists in per_query {
+            let hits = crate::read::merge_hits(metric, lists, k);
             let page: Vec<ShardHit> = hits.into_iter().skip(req.offset).take(req.limit).collect();
             let mut ids = Vec::with_capacity(page.len());
             let mut scores = Vec::with_capacity(page.len());
@@ -562,7 +552,7 @@ impl Collection {
         let mut total = 0;
         let mut rows = Vec::new();
         for shard in &self.shards {
-            let (c, r) = shard.query(&plan, &partitions, &output, count_only);
+            let (c, r) = shard.query(&plan, &partitions, &output, count_only).value;
             total += c;
             rows.extend(r);
         }

@@ -1,12 +1,13 @@
 //! Segments: growing (appendable, in memory, searched exactly) and sealed (immutable, persisted
-//! as one checksummed file, optionally indexed). Deleted or superseded rows are tracked in a
-//! per-segment bitmap that is persisted as versioned, immutable "delete log" files.
+//! as one checksummed file, optionally indexed). Deleted or superseded rows carry per-segment
+//! delete marks ([`DeleteMarks`]) persisted as versioned, immutable "delete log" files.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::codec::{Reader, Writer, frame, unframe};
+pub use crate::deletes::DeleteMarks;
 use crate::error::{CoreError, Result};
 use crate::expr::RowAccess;
 use crate::schema::{CollectionSchema, FieldId};
@@ -15,8 +16,6 @@ use crate::vindex::VectorIndex;
 
 const SEGMENT_MAGIC: &[u8; 4] = b"FVSG";
 const SEGMENT_VERSION: u32 = 1;
-const DELETES_MAGIC: &[u8; 4] = b"FVDL";
-const DELETES_VERSION: u32 = 1;
 
 /// Rows of a segment, one column per schema field in schema order.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,78 +166,6 @@ impl RowAccess for SegmentRow<'_> {
     }
 }
 
-/// A growable bitmap of deleted row offsets.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeleteBits {
-    words: Vec<u64>,
-    count: usize,
-}
-
-impl DeleteBits {
-    pub fn set(&mut self, i: usize) -> bool {
-        let w = i / 64;
-        if w >= self.words.len() {
-            self.words.resize(w + 1, 0);
-        }
-        let mask = 1u64 << (i % 64);
-        let was = self.words[w] & mask != 0;
-        self.words[w] |= mask;
-        if !was {
-            self.count += 1;
-        }
-        !was
-    }
-    pub fn get(&self, i: usize) -> bool {
-        self.words
-            .get(i / 64)
-            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
-    }
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    pub fn encode(&self, rows: usize) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u64(rows as u64);
-        w.u64(self.words.len() as u64);
-        for x in &self.words {
-            w.u64(*x);
-        }
-        frame(DELETES_MAGIC, DELETES_VERSION, &w.buf)
-    }
-
-    pub fn decode(bytes: &[u8], rows: usize, what: &str) -> Result<Self> {
-        let (version, body) = unframe(DELETES_MAGIC, bytes, what)?;
-        if version != DELETES_VERSION {
-            return Err(CoreError::corrupted(
-                what,
-                format!("unsupported delete-log version {version}"),
-            ));
-        }
-        let mut r = Reader::new(body, what);
-        let n = r.u64()? as usize;
-        if n != rows {
-            return Err(CoreError::corrupted(
-                what,
-                format!("delete log is for {n} rows, segment has {rows}"),
-            ));
-        }
-        let words = r.u64()? as usize;
-        if words > rows / 64 + 1 {
-            return Err(CoreError::corrupted(
-                what,
-                "delete log longer than its segment",
-            ));
-        }
-        let mut bits = DeleteBits::default();
-        for _ in 0..words {
-            bits.words.push(r.u64()?);
-        }
-        bits.count = bits.words.iter().map(|w| w.count_ones() as usize).sum();
-        Ok(bits)
-    }
-}
-
 /// Where a sealed segment lives in the object store.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentMeta {
@@ -261,14 +188,14 @@ pub struct SegmentIndexMeta {
     pub key: String,
 }
 
-/// A segment as a shard holds it in memory.
+/// A segment as a shard (or a query node) holds it in memory.
 #[derive(Debug)]
 pub struct Segment {
     /// In-memory handle (stable for the process lifetime; not persisted).
     pub handle: u64,
     pub partition_id: i64,
     pub kind: SegmentKind,
-    pub deleted: DeleteBits,
+    pub deleted: DeleteMarks,
     /// Vector indexes by field id (sealed segments only).
     pub indexes: HashMap<FieldId, (i64, Arc<VectorIndex>)>,
     /// Vector columns (by field index) whose values this sealed segment no longer holds itself
@@ -276,6 +203,8 @@ pub struct Segment {
     /// memory, not two. Read them with [`Segment::value`], [`Segment::vectors`] and
     /// [`Segment::take_column`], never from `data().columns` directly.
     pub raw_vectors: HashMap<usize, Arc<VectorIndex>>,
+    /// The largest row timestamp (a read at or after it needs no per-row timestamp check).
+    max_row_ts: u64,
 }
 
 #[derive(Debug)]
@@ -284,11 +213,62 @@ pub enum SegmentKind {
     Sealed {
         data: Arc<SegmentData>,
         meta: SegmentMeta,
-        persisted_deletes: usize,
+        /// Generation of the delete marks last persisted as the segment's delete log.
+        persisted_generation: u64,
     },
 }
 
 impl Segment {
+    /// An empty growing segment.
+    pub fn growing(handle: u64, partition_id: i64, schema: &CollectionSchema) -> Segment {
+        Segment {
+            handle,
+            partition_id,
+            kind: SegmentKind::Growing(SegmentData::empty(schema)),
+            deleted: DeleteMarks::default(),
+            indexes: HashMap::new(),
+            raw_vectors: HashMap::new(),
+            max_row_ts: 0,
+        }
+    }
+
+    /// A sealed segment over persisted (or freshly written) data; its delete marks are the
+    /// persisted ones.
+    pub fn sealed(
+        handle: u64,
+        data: Arc<SegmentData>,
+        meta: SegmentMeta,
+        deleted: DeleteMarks,
+    ) -> Segment {
+        let max_row_ts = data.timestamps.iter().copied().max().unwrap_or(0);
+        Segment {
+            handle,
+            partition_id: meta.partition_id,
+            kind: SegmentKind::Sealed {
+                data,
+                meta,
+                persisted_generation: deleted.generation(),
+            },
+            deleted,
+            indexes: HashMap::new(),
+            raw_vectors: HashMap::new(),
+            max_row_ts,
+        }
+    }
+
+    /// Append rows to a growing segment (no-op on a sealed one).
+    pub fn append<'a>(&mut self, rows: impl IntoIterator<Item = &'a Column>, ts: u64) {
+        if let SegmentKind::Growing(data) = &mut self.kind {
+            data.append(rows, ts);
+            self.max_row_ts = self.max_row_ts.max(ts);
+        }
+    }
+
+    /// The largest row timestamp.
+    pub fn max_row_ts(&self) -> u64 {
+        self.max_row_ts
+    }
+
     pub fn data(&self) -> &SegmentData {
         match &self.kind {
             SegmentKind::Growing(d) => d,
@@ -462,19 +442,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("segments/9") && e.contains("checksum"), "{e}");
-    }
-
-    #[test]
-    fn delete_bits_round_trip() {
-        let mut b = DeleteBits::default();
-        assert!(b.set(3));
-        assert!(!b.set(3));
-        b.set(130);
-        assert_eq!(b.count(), 2);
-        let enc = b.encode(200);
-        let back = DeleteBits::decode(&enc, 200, "d").unwrap();
-        assert!(back.get(3) && back.get(130) && !back.get(4));
-        assert_eq!(back.count(), 2);
-        assert!(DeleteBits::decode(&enc, 100, "d").is_err());
     }
 }

@@ -33,7 +33,7 @@ impl ShardHooks for BlockFirstSeal {
 }
 
 fn live_ids(shard: &Shard) -> Vec<i64> {
-    let (_, rows) = shard.query(&Plan::match_all(), &None, &[0], false);
+    let (_, rows) = shard.query(&Plan::match_all(), &None, &[0], false).value;
     ints(&rows.into_iter().map(|(pk, _)| pk).collect::<Vec<_>>())
 }
 

@@ -11,7 +11,7 @@ use super::state::ShardState;
 use super::{Inner, ShardCheckpoint, checkpoint_key};
 use crate::error::{CoreError, Result};
 use crate::keys;
-use crate::segment::{DeleteBits, Segment, SegmentData, SegmentKind, SegmentMeta};
+use crate::segment::{DeleteMarks, Segment, SegmentData, SegmentKind, SegmentMeta};
 
 /// Seal growing segments, persist them and changed delete logs, commit the checkpoint, truncate
 /// the log. Crash-safe at every step: the checkpoint record is the commit point.
@@ -24,7 +24,13 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     //    the growing list, seal it and capture `next_lsn` in ONE write-lock section, so the log
     //    is truncated exactly up to what was sealed. A growing segment created while the ids
     //    were being allocated (a write to a new partition) makes the bound too small: retry.
-    let (next_lsn, to_write, delete_snapshots, mut metas, compacted_garbage) = loop {
+    let Sealed {
+        next_lsn,
+        to_write,
+        deletes: delete_snapshots,
+        mut metas,
+        garbage: compacted_garbage,
+    } = loop {
         let need = ids_needed(&inner.state.read());
         let first_id = inner.env.ids.alloc(need).await?;
         if let Some(hooks) = &inner.env.hooks {
@@ -43,30 +49,29 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
         inner.env.objects.put(&key, bytes.into()).await?;
     }
     let mut delete_updates = Vec::new();
-    for (seg_id, bits, rows, version) in &delete_snapshots {
-        let key = keys::segment_deletes(inner.collection_id, inner.shard, *seg_id, *version);
-        inner
-            .env
-            .objects
-            .put(&key, bits.encode(*rows).into())
-            .await?;
-        delete_updates.push((*seg_id, key, *version, bits.count()));
+    for d in &delete_snapshots {
+        let key = keys::segment_deletes(inner.collection_id, inner.shard, d.segment_id, d.version);
+        let bytes = d.marks.encode(d.rows);
+        inner.env.objects.put(&key, bytes.into()).await?;
+        delete_updates.push(DeleteUpdate {
+            segment_id: d.segment_id,
+            key,
+            version: d.version,
+            generation: d.marks.generation(),
+            all_deleted: d.marks.count() == d.rows,
+        });
     }
     for m in metas.iter_mut() {
-        if let Some((_, key, version, _)) = delete_updates.iter().find(|u| u.0 == m.segment_id) {
-            m.deletes_key = Some(key.clone());
-            m.deletes_version = *version;
+        if let Some(u) = delete_updates.iter().find(|u| u.segment_id == m.segment_id) {
+            m.deletes_key = Some(u.key.clone());
+            m.deletes_version = u.version;
         }
     }
     // Drop segments with every row deleted from the checkpoint (their files become garbage).
-    let dead: Vec<i64> = metas
+    let dead: Vec<i64> = delete_updates
         .iter()
-        .filter(|m| {
-            delete_updates
-                .iter()
-                .any(|u| u.0 == m.segment_id && u.3 == m.num_rows)
-        })
-        .map(|m| m.segment_id)
+        .filter(|u| u.all_deleted)
+        .map(|u| u.segment_id)
         .collect();
     metas.retain(|m| !dead.contains(&m.segment_id));
     // 3. Commit point.
@@ -88,18 +93,19 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
         for seg in st.segments.values_mut() {
             if let SegmentKind::Sealed {
                 meta,
-                persisted_deletes,
+                persisted_generation,
                 ..
             } = &mut seg.kind
             {
-                if let Some((_, key, version, count)) =
-                    delete_updates.iter().find(|u| u.0 == meta.segment_id)
+                if let Some(u) = delete_updates
+                    .iter()
+                    .find(|u| u.segment_id == meta.segment_id)
                 {
-                    if let Some(old) = meta.deletes_key.replace(key.clone()) {
+                    if let Some(old) = meta.deletes_key.replace(u.key.clone()) {
                         garbage.push(old);
                     }
-                    meta.deletes_version = *version;
-                    *persisted_deletes = *count;
+                    meta.deletes_version = u.version;
+                    *persisted_generation = u.generation;
                 }
                 if dead.contains(&meta.segment_id) && seg.deleted.count() == meta.num_rows {
                     dead_handles.push(seg.handle);
@@ -154,13 +160,34 @@ fn ids_needed(st: &ShardState) -> u32 {
 }
 
 /// What a checkpoint writes, captured under the state lock.
-type Sealed = (
-    u64,
-    Vec<NewSegment>,
-    Vec<(i64, DeleteBits, usize, u64)>,
-    Vec<SegmentMeta>,
-    Vec<String>,
-);
+struct Sealed {
+    /// Everything below this LSN is in the sealed segments.
+    next_lsn: u64,
+    to_write: Vec<NewSegment>,
+    deletes: Vec<DeleteSnapshot>,
+    /// Every sealed segment, as the checkpoint will record it.
+    metas: Vec<SegmentMeta>,
+    /// Objects of segments compaction replaced (garbage once the checkpoint commits).
+    garbage: Vec<String>,
+}
+
+/// A sealed segment's delete marks to persist as its next delete-log version.
+struct DeleteSnapshot {
+    segment_id: i64,
+    marks: DeleteMarks,
+    rows: usize,
+    version: u64,
+}
+
+/// A delete log written by this checkpoint.
+struct DeleteUpdate {
+    segment_id: i64,
+    key: String,
+    version: u64,
+    /// Generation of the marks it holds.
+    generation: u64,
+    all_deleted: bool,
+}
 
 /// Seal every growing segment (ids from `first_id` on, at most `ids_needed` of them), compact,
 /// and snapshot the delete logs to write and the sealed segments' metadata; returns them with
@@ -201,7 +228,8 @@ fn seal(inner: &Inner, st: &mut ShardState, first_id: i64) -> Sealed {
         seg.kind = SegmentKind::Sealed {
             data: data.clone(),
             meta,
-            persisted_deletes: 0,
+            // Deletes while growing are not in the data file: the delete log is written now.
+            persisted_generation: 0,
         };
         to_write.push((seg_id, partition_id, data));
     }
@@ -222,20 +250,26 @@ fn seal(inner: &Inner, st: &mut ShardState, first_id: i64) -> Sealed {
     for seg in st.segments.values() {
         if let SegmentKind::Sealed {
             meta,
-            persisted_deletes,
+            persisted_generation,
             data,
         } = &seg.kind
         {
-            if seg.deleted.count() != *persisted_deletes {
-                deletes.push((
-                    meta.segment_id,
-                    seg.deleted.clone(),
-                    data.num_rows(),
-                    meta.deletes_version + 1,
-                ));
+            if seg.deleted.generation() != *persisted_generation {
+                deletes.push(DeleteSnapshot {
+                    segment_id: meta.segment_id,
+                    marks: seg.deleted.clone(),
+                    rows: data.num_rows(),
+                    version: meta.deletes_version + 1,
+                });
             }
             metas.push(meta.clone());
         }
     }
-    (st.next_lsn, to_write, deletes, metas, compacted_garbage)
+    Sealed {
+        next_lsn: st.next_lsn,
+        to_write,
+        deletes,
+        metas,
+        garbage: compacted_garbage,
+    }
 }

@@ -1,16 +1,17 @@
 //! Local compaction: merge small sealed segments of a partition and rewrite segments with many
 //! deleted rows, inside a checkpoint.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Inner;
 use super::state::{RowLoc, ShardState};
 use crate::keys;
-use crate::segment::{DeleteBits, Segment, SegmentData, SegmentKind, SegmentMeta};
+use crate::segment::{DeleteMarks, Segment, SegmentData, SegmentKind, SegmentMeta};
 use crate::value::PrimaryKey;
 
 /// A segment to write: (segment id, partition id, rows).
+/// A segment file to write: (segment id, partition id, rows).
 pub(super) type NewSegment = (i64, i64, Arc<SegmentData>);
 
 /// Merge small sealed segments of a partition, and rewrite segments with many deleted rows,
@@ -63,7 +64,7 @@ pub(super) fn compact(
                 continue;
             };
             let live: Vec<usize> = (0..data.num_rows())
-                .filter(|r| !seg.deleted.get(*r))
+                .filter(|r| !seg.deleted.is_marked(*r))
                 .collect();
             let base = merged.num_rows();
             for (i, &r) in live.iter().enumerate() {
@@ -107,18 +108,7 @@ pub(super) fn compact(
         };
         st.segments.insert(
             new_handle,
-            Segment {
-                handle: new_handle,
-                partition_id,
-                kind: SegmentKind::Sealed {
-                    data: data.clone(),
-                    meta,
-                    persisted_deletes: 0,
-                },
-                deleted: DeleteBits::default(),
-                indexes: HashMap::new(),
-                raw_vectors: HashMap::new(),
-            },
+            Segment::sealed(new_handle, data.clone(), meta, DeleteMarks::default()),
         );
         tracing::info!(
             collection_id = inner.collection_id,

@@ -12,9 +12,8 @@ mod index_build;
 mod pipeline;
 mod read;
 mod recovery;
-mod state;
+pub(crate) mod state;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,15 +24,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::CoreConfig;
 use crate::error::{CoreError, Result};
-use crate::expr::Plan;
 use crate::keys;
-use crate::request::{IndexSpec, MetricType};
+use crate::request::IndexSpec;
 use crate::schema::CollectionSchema;
 use crate::segment::SegmentMeta;
 use crate::store::{MetaStore, ObjectStore};
 use crate::tso::{IdAllocator, TimestampOracle};
 use crate::value::PrimaryKey;
 use crate::wal::{Wal, WalRecord};
+
+pub use self::read::{Rows, ShardRead};
+pub use crate::read::{PreparedSearch, ShardHit};
 
 use self::pipeline::WriteReq;
 use self::state::ShardState;
@@ -118,30 +119,6 @@ impl std::fmt::Debug for Inner {
 pub struct Shard {
     inner: Arc<Inner>,
     tx: mpsc::Sender<WriteReq>,
-}
-
-/// One search hit inside a shard, with the requested output values already extracted.
-#[derive(Debug, Clone)]
-pub struct ShardHit {
-    pub score: f32,
-    pub pk: PrimaryKey,
-    pub values: Vec<crate::value::Value>,
-}
-
-/// A search prepared against the schema (shared by all shards).
-pub struct PreparedSearch<'a> {
-    pub field_index: usize,
-    pub metric: MetricType,
-    pub queries: &'a [f32],
-    pub num_queries: usize,
-    pub k: usize,
-    pub ef: usize,
-    pub plan: &'a Plan,
-    pub partitions: Option<HashSet<i64>>,
-    pub output: &'a [usize],
-    pub ignore_growing: bool,
-    pub radius: Option<f32>,
-    pub range_filter: Option<f32>,
 }
 
 /// Metadata key of a shard's checkpoint record.

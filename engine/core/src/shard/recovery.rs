@@ -13,7 +13,7 @@ use crate::error::{CoreError, Result};
 use crate::keys;
 use crate::request::IndexSpec;
 use crate::schema::CollectionSchema;
-use crate::segment::{DeleteBits, Segment, SegmentData, SegmentKind};
+use crate::segment::{DeleteMarks, Segment, SegmentData};
 use crate::vindex::VectorIndex;
 use crate::wal::Wal;
 
@@ -38,8 +38,8 @@ pub(super) async fn recover(
         let bytes = env.objects.get(&meta.data_key).await?;
         let (_, _, data) = SegmentData::decode(&bytes, &schema, &meta.data_key)?;
         let deleted = match &meta.deletes_key {
-            Some(k) => DeleteBits::decode(&env.objects.get(k).await?, data.num_rows(), k)?,
-            None => DeleteBits::default(),
+            Some(k) => DeleteMarks::decode(&env.objects.get(k).await?, data.num_rows(), k)?,
+            None => DeleteMarks::default(),
         };
         let mut seg_indexes = HashMap::new();
         for im in &meta.indexes {
@@ -53,45 +53,52 @@ pub(super) async fn recover(
             seg_indexes.insert(im.field_id, (im.index_id, Arc::new(idx)));
         }
         let handle = state.alloc_handle();
-        let persisted_deletes = deleted.count();
-        let mut seg = Segment {
-            handle,
-            partition_id: meta.partition_id,
-            kind: SegmentKind::Sealed {
-                data: Arc::new(data),
-                meta: meta.clone(),
-                persisted_deletes,
-            },
-            deleted,
-            indexes: seg_indexes,
-            raw_vectors: HashMap::new(),
-        };
+        let mut seg = Segment::sealed(handle, Arc::new(data), meta.clone(), deleted);
+        seg.indexes = seg_indexes;
         seg.release_indexed_vectors(&schema);
         state.segments.insert(handle, seg);
     }
-    // Rebuild the primary-key map from live sealed rows.
-    let mut pk_updates = Vec::new();
+    // Rebuild the primary-key map from live sealed rows. Should two live rows hold one key (a
+    // crash between writing segment files and their delete logs cannot do this, but be safe),
+    // the newer row wins and the older one is deleted at the newer one's timestamp.
+    let mut live: HashMap<_, (RowLoc, u64)> = HashMap::new();
+    let mut superseded = Vec::new();
     for (h, seg) in &state.segments {
         let d = seg.data();
         for row in 0..d.num_rows() {
-            if !seg.deleted.get(row)
-                && let Some(pk) = d.primary_key(pk_index, row)
-            {
-                pk_updates.push((
-                    pk,
-                    RowLoc {
-                        handle: *h,
-                        row: row as u32,
-                    },
-                ));
+            if seg.deleted.is_marked(row) {
+                continue;
+            }
+            let Some(pk) = d.primary_key(pk_index, row) else {
+                continue;
+            };
+            let loc = RowLoc {
+                handle: *h,
+                row: row as u32,
+            };
+            let ts = d.timestamps[row];
+            match live.get_mut(&pk) {
+                Some((old, old_ts)) if *old_ts <= ts => {
+                    superseded.push((*old, ts));
+                    (*old, *old_ts) = (loc, ts);
+                }
+                Some((_, old_ts)) => superseded.push((loc, *old_ts)),
+                None => {
+                    live.insert(pk, (loc, ts));
+                }
             }
         }
     }
-    for (pk, loc) in pk_updates {
-        if let Some(old) = state.pk_map.insert(pk, loc) {
-            state.mark_deleted(old);
-        }
+    for (loc, ts) in superseded {
+        state.mark_deleted(loc, ts);
     }
+    state.applied_ts = state
+        .segments
+        .values()
+        .map(|s| s.max_row_ts().max(s.deleted.max_ts()))
+        .max()
+        .unwrap_or(0);
+    state.pk_map = live.into_iter().map(|(pk, (loc, _))| (pk, loc)).collect();
     let wal = Wal::new(env.objects.clone(), keys::wal_prefix(collection_id, shard));
     let (entries, next) = wal.replay(ckpt.next_lsn).await?;
     let replayed = entries.len();

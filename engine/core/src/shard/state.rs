@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::schema::CollectionSchema;
-use crate::segment::{DeleteBits, Segment, SegmentData, SegmentKind};
+use crate::segment::Segment;
 use crate::value::PrimaryKey;
 use crate::wal::WalRecord;
 
@@ -53,24 +53,16 @@ impl ShardState {
             return *h;
         }
         let handle = self.alloc_handle();
-        self.segments.insert(
-            handle,
-            Segment {
-                handle,
-                partition_id,
-                kind: SegmentKind::Growing(SegmentData::empty(schema)),
-                deleted: DeleteBits::default(),
-                indexes: HashMap::new(),
-                raw_vectors: HashMap::new(),
-            },
-        );
+        self.segments
+            .insert(handle, Segment::growing(handle, partition_id, schema));
         self.growing.insert(partition_id, handle);
         handle
     }
 
-    pub fn mark_deleted(&mut self, loc: RowLoc) {
+    /// Mark the row at `loc` deleted at `ts`.
+    pub fn mark_deleted(&mut self, loc: RowLoc, ts: u64) {
         if let Some(seg) = self.segments.get_mut(&loc.handle) {
-            seg.deleted.set(loc.row as usize);
+            seg.deleted.mark(loc.row, ts);
         }
     }
 
@@ -102,23 +94,20 @@ impl ShardState {
                         if let Some(pk) = pk_col.primary_key(i)
                             && let Some(old) = self.pk_map.insert(pk, loc)
                         {
-                            self.mark_deleted(old);
+                            // An overwrite deletes the older row at the new row's timestamp.
+                            self.mark_deleted(old, *ts);
                         }
                     }
                 }
-                if let Some(Segment {
-                    kind: SegmentKind::Growing(data),
-                    ..
-                }) = self.segments.get_mut(&handle)
-                {
-                    data.append(rows.columns.iter().map(|(_, c)| c), *ts);
+                if let Some(seg) = self.segments.get_mut(&handle) {
+                    seg.append(rows.columns.iter().map(|(_, c)| c), *ts);
                 }
                 self.applied_ts = self.applied_ts.max(*ts);
             }
             WalRecord::Delete { ts, pks } => {
                 for pk in pks {
                     if let Some(loc) = self.pk_map.remove(pk) {
-                        self.mark_deleted(loc);
+                        self.mark_deleted(loc, *ts);
                     }
                 }
                 self.applied_ts = self.applied_ts.max(*ts);
