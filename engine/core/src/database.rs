@@ -30,6 +30,9 @@ pub enum LoadState {
 #[derive(Debug)]
 pub struct Database {
     env: ShardEnv,
+    /// The same oracle and allocator as `env` holds, by their concrete types.
+    tso: Arc<TimestampOracle>,
+    ids: Arc<IdAllocator>,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     aliases: RwLock<HashMap<String, String>>,
     ddl: tokio::sync::Mutex<()>,
@@ -51,13 +54,15 @@ impl Database {
         let env = ShardEnv {
             objects,
             meta: meta.clone(),
-            tso,
-            ids,
+            tso: tso.clone(),
+            ids: ids.clone(),
             config: Arc::new(config),
             hooks: None,
         };
         let db = Database {
             env,
+            tso,
+            ids,
             collections: RwLock::new(BTreeMap::new()),
             aliases: RwLock::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
@@ -97,11 +102,11 @@ impl Database {
     }
 
     pub fn tso(&self) -> &TimestampOracle {
-        &self.env.tso
+        &self.tso
     }
 
     pub async fn alloc_timestamp(&self) -> Result<u64> {
-        self.env.tso.alloc(1).await
+        self.tso.alloc(1).await
     }
 
     /// Resolve a name or alias.
@@ -169,9 +174,9 @@ impl Database {
             }
             return Err(CoreError::CollectionExists(schema.name.clone()));
         }
-        let id = self.env.ids.alloc(1).await?;
-        let pid = self.env.ids.alloc(1).await?;
-        let ts = self.env.tso.alloc(1).await?;
+        let id = self.ids.alloc(1).await?;
+        let pid = self.ids.alloc(1).await?;
+        let ts = self.tso.alloc(1).await?;
         let cm = CollectionMeta {
             id,
             name: schema.name.clone(),
@@ -322,8 +327,8 @@ impl Database {
                 "a collection can have at most 1024 partitions",
             ));
         }
-        let id = self.env.ids.alloc(1).await?;
-        let ts = self.env.tso.alloc(1).await?;
+        let id = self.ids.alloc(1).await?;
+        let ts = self.tso.alloc(1).await?;
         c.meta.write().partitions.push(PartitionMeta {
             id,
             name: partition.to_string(),
@@ -414,7 +419,7 @@ impl Database {
             }
         }
         let spec = IndexSpec {
-            index_id: self.env.ids.alloc(1).await?,
+            index_id: self.ids.alloc(1).await?,
             index_name,
             field_id: field.field_id,
             field_name: field.name.clone(),
@@ -601,7 +606,7 @@ impl Database {
         let pk_field = c.schema.primary_field();
         let needs_ids = pk_field.auto_id && rows.column(&pk_field.name).is_none();
         let auto = if needs_ids && n > 0 {
-            Some(self.env.ids.alloc(n as u32).await?)
+            Some(self.ids.alloc(n as u32).await?)
         } else {
             None
         };
@@ -644,7 +649,7 @@ impl Database {
     async fn delete_pks(&self, c: &Collection, pks: Vec<PrimaryKey>) -> Result<MutationResult> {
         let n = pks.len();
         let ts = if n == 0 {
-            self.env.tso.alloc(1).await?
+            self.tso.alloc(1).await?
         } else {
             c.delete_pks(pks.clone()).await?
         };

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use crate::error::{CoreError, Result};
@@ -147,6 +148,36 @@ impl IdAllocator {
         let first = s.0;
         s.0 += count;
         Ok(first)
+    }
+}
+
+/// Where a shard gets write timestamps: the local [`TimestampOracle`] in standalone, the
+/// coordinator in a cluster.
+#[async_trait]
+pub trait TsoSource: Send + Sync + std::fmt::Debug {
+    /// Allocate `count` consecutive timestamps; returns the last one.
+    async fn alloc(&self, count: u32) -> Result<u64>;
+}
+
+/// Where a shard gets segment ids (and the proxy auto ids): the local [`IdAllocator`] in
+/// standalone, the coordinator's id blocks in a cluster.
+#[async_trait]
+pub trait IdSource: Send + Sync + std::fmt::Debug {
+    /// Allocate `count` ids; returns the first (they are `first..first+count`).
+    async fn alloc(&self, count: u32) -> Result<i64>;
+}
+
+#[async_trait]
+impl TsoSource for TimestampOracle {
+    async fn alloc(&self, count: u32) -> Result<u64> {
+        TimestampOracle::alloc(self, count).await
+    }
+}
+
+#[async_trait]
+impl IdSource for IdAllocator {
+    async fn alloc(&self, count: u32) -> Result<i64> {
+        IdAllocator::alloc(self, count).await
     }
 }
 

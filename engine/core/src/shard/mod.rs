@@ -29,7 +29,7 @@ use crate::request::IndexSpec;
 use crate::schema::CollectionSchema;
 use crate::segment::SegmentMeta;
 use crate::store::{MetaStore, ObjectStore};
-use crate::tso::{IdAllocator, TimestampOracle};
+use crate::tso::{IdSource, TsoSource};
 use crate::value::PrimaryKey;
 use crate::wal::{Wal, WalRecord};
 
@@ -44,8 +44,8 @@ use self::state::ShardState;
 pub struct ShardEnv {
     pub objects: Arc<dyn ObjectStore>,
     pub meta: Arc<dyn MetaStore>,
-    pub tso: Arc<TimestampOracle>,
-    pub ids: Arc<IdAllocator>,
+    pub tso: Arc<dyn TsoSource>,
+    pub ids: Arc<dyn IdSource>,
     pub config: Arc<CoreConfig>,
     /// Test hooks (None in production).
     #[doc(hidden)]
@@ -57,6 +57,8 @@ impl std::fmt::Debug for ShardEnv {
         f.debug_struct("ShardEnv")
             .field("objects", &self.objects)
             .field("meta", &self.meta)
+            .field("tso", &self.tso)
+            .field("ids", &self.ids)
             .field("config", &self.config)
             .field("hooks", &self.hooks.is_some())
             .finish_non_exhaustive()
