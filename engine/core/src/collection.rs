@@ -89,10 +89,11 @@ impl Collection {
     pub fn count_rows(&self, partitions: &[String]) -> Result<usize> {
         let parts = self.partition_filter(partitions)?;
         let all = expr::Plan::match_all();
+        let none = HashSet::new();
         Ok(self
             .shards
             .iter()
-            .map(|s| s.query(&all, &parts, &[], true).value.0)
+            .map(|s| s.query(&all, &parts, &[], true, &none).value.0)
             .sum())
     }
 
@@ -460,7 +461,8 @@ impl Collection {
         };
         let mut per_query: Vec<Vec<Vec<ShardHit>>> = vec![Vec::new(); req.num_queries];
         for shard in &self.shards {
-            for (lists, hits) in per_query.iter_mut().zip(shard.search(&prepared)?.value) {
+            let hits = shard.search(&prepared, &HashSet::new())?.value;
+            for (lists, hits) in per_query.iter_mut().zip(hits) {
                 lists.push(hits);
             }
         }
@@ -552,7 +554,9 @@ impl Collection {
         let mut total = 0;
         let mut rows = Vec::new();
         for shard in &self.shards {
-            let (c, r) = shard.query(&plan, &partitions, &output, count_only).value;
+            let (c, r) = shard
+                .query(&plan, &partitions, &output, count_only, &HashSet::new())
+                .value;
             total += c;
             rows.extend(r);
         }

@@ -11,7 +11,7 @@ use crate::config::CoreConfig;
 use crate::error::{CoreError, Result};
 use crate::request::*;
 use crate::schema::{CollectionSchema, DataType, validate_name};
-use crate::shard::{Shard, ShardEnv};
+use crate::shard::{MetaCheckpointStore, Shard, ShardEnv};
 use crate::store::{MetaStore, ObjectStore};
 use crate::tso::{IdAllocator, TimestampOracle};
 use crate::value::{PrimaryKey, RowBatch};
@@ -57,6 +57,7 @@ impl Database {
             tso: tso.clone(),
             ids: ids.clone(),
             config: Arc::new(config),
+            checkpoints: Arc::new(MetaCheckpointStore::new(meta.clone())),
             hooks: None,
         };
         let db = Database {

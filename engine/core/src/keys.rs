@@ -7,9 +7,42 @@ pub fn wal_prefix(collection_id: i64, shard: usize) -> String {
     format!("wal/{collection_id}/{shard}")
 }
 
-/// A group-commit object holding LSNs `first..=last`.
-pub fn wal_object(wal_prefix: &str, first_lsn: u64, last_lsn: u64) -> String {
-    format!("{wal_prefix}/{first_lsn:020}-{last_lsn:020}.log")
+/// A group-commit object holding LSNs `first..=last`, written by the channel owner of `term`.
+pub fn wal_object(wal_prefix: &str, term: u64, first_lsn: u64, last_lsn: u64) -> String {
+    format!("{wal_prefix}/{term:010}-{first_lsn:020}-{last_lsn:020}.log")
+}
+
+/// What a key under a log prefix names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalKey {
+    /// A group-commit object: `<term>-<first>-<last>.log`, or the older `<first>-<last>.log`
+    /// (term 0).
+    Log { term: u64, first: u64, last: u64 },
+    /// Not a log object (a fence).
+    Other,
+    /// A `.log` name that does not parse.
+    Malformed,
+}
+
+pub fn parse_wal_object(key: &str) -> WalKey {
+    let name = key.rsplit('/').next().unwrap_or("");
+    let Some(stem) = name.strip_suffix(".log") else {
+        return WalKey::Other;
+    };
+    let parts: Option<Vec<u64>> = stem.split('-').map(|p| p.parse().ok()).collect();
+    match parts.as_deref() {
+        Some([first, last]) => WalKey::Log {
+            term: 0,
+            first: *first,
+            last: *last,
+        },
+        Some([term, first, last]) => WalKey::Log {
+            term: *term,
+            first: *first,
+            last: *last,
+        },
+        _ => WalKey::Malformed,
+    }
 }
 
 /// Prefix of every segment object of a shard (with trailing `/`).
@@ -20,6 +53,11 @@ pub fn segments_prefix(collection_id: i64, shard: usize) -> String {
 /// The rows (all columns) of a sealed segment.
 pub fn segment_data(collection_id: i64, shard: usize, segment_id: i64) -> String {
     format!("segments/{collection_id}/{shard}/{segment_id}/data")
+}
+
+/// Primary keys and row timestamps of a sealed segment.
+pub fn segment_pks(collection_id: i64, shard: usize, segment_id: i64) -> String {
+    format!("segments/{collection_id}/{shard}/{segment_id}/pks")
 }
 
 /// Version `version` of a sealed segment's delete log.
@@ -38,6 +76,16 @@ pub fn segment_index(
     format!("segments/{collection_id}/{shard}/{segment_id}/index-{field_id}-{index_id}")
 }
 
+/// Prefix of a shard's delta objects (with trailing `/`).
+pub fn deltas_prefix(collection_id: i64, shard: usize) -> String {
+    format!("deltas/{collection_id}/{shard}/")
+}
+
+/// Deletes of sealed rows by primary key with timestamps in `(from_ts, to_ts]`.
+pub fn delta_object(collection_id: i64, shard: usize, from_ts: u64, to_ts: u64) -> String {
+    format!("deltas/{collection_id}/{shard}/{to_ts:020}-{from_ts:020}")
+}
+
 /// Metadata key of a shard's checkpoint record (standalone checkpoint store).
 pub fn checkpoint(collection_id: i64, shard: usize) -> String {
     format!("shards/{collection_id}/{shard}")
@@ -50,10 +98,21 @@ mod tests {
     #[test]
     fn keys_follow_the_documented_layout() {
         assert_eq!(wal_prefix(3, 1), "wal/3/1");
+        let w = wal_object("wal/3/1", 2, 5, 7);
         assert_eq!(
-            wal_object("wal/3/1", 5, 7),
-            "wal/3/1/00000000000000000005-00000000000000000007.log"
+            w,
+            "wal/3/1/0000000002-00000000000000000005-00000000000000000007.log"
         );
+        let log = |term, first, last| WalKey::Log { term, first, last };
+        assert_eq!(parse_wal_object(&w), log(2, 5, 7));
+        assert_eq!(
+            parse_wal_object("wal/3/1/00000000000000000005-00000000000000000007.log"),
+            log(0, 5, 7),
+            "the older form without a term"
+        );
+        assert_eq!(parse_wal_object("wal/3/1/fence-0000000002"), WalKey::Other);
+        assert_eq!(parse_wal_object("wal/3/1/x-1.log"), WalKey::Malformed);
+        assert_eq!(parse_wal_object("wal/3/1/1-2-3-4.log"), WalKey::Malformed);
         assert_eq!(segments_prefix(3, 1), "segments/3/1/");
         assert!(segment_data(3, 1, 9).starts_with(&segments_prefix(3, 1)));
         assert_eq!(segment_data(3, 1, 9), "segments/3/1/9/data");
@@ -62,6 +121,12 @@ mod tests {
             "segments/3/1/9/deletes-0000000002"
         );
         assert_eq!(segment_index(3, 1, 9, 101, 7), "segments/3/1/9/index-101-7");
+        assert_eq!(segment_pks(3, 1, 9), "segments/3/1/9/pks");
+        assert_eq!(
+            delta_object(3, 1, 10, 20),
+            "deltas/3/1/00000000000000000020-00000000000000000010"
+        );
+        assert!(delta_object(3, 1, 10, 20).starts_with(&deltas_prefix(3, 1)));
         assert_eq!(checkpoint(3, 1), "shards/3/1");
     }
 }

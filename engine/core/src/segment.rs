@@ -179,6 +179,30 @@ pub struct SegmentMeta {
     /// Persisted indexes: field id → (index id, object key).
     #[serde(default)]
     pub indexes: Vec<SegmentIndexMeta>,
+    /// Every row has a timestamp `<= base_ts`, and every delete of its rows at or before
+    /// `base_ts` is in the segment's own delete log; later deletes come from deltas by key.
+    #[serde(default)]
+    pub base_ts: u64,
+    /// The segment's primary keys and row timestamps (absent for segments written before).
+    #[serde(default)]
+    pub pks_key: Option<String>,
+}
+
+impl SegmentMeta {
+    /// A segment without deletes or indexes yet.
+    pub fn new(segment_id: i64, partition_id: i64, num_rows: usize, data_key: String) -> Self {
+        SegmentMeta {
+            segment_id,
+            partition_id,
+            num_rows,
+            data_key,
+            deletes_key: None,
+            deletes_version: 0,
+            indexes: Vec::new(),
+            base_ts: 0,
+            pks_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,20 +1,23 @@
 //! Write-ahead log of one shard (a "channel"), kept behind the [`ObjectStore`] abstraction so the
 //! same code writes it to local disk (standalone) or to S3 (streaming nodes, Woodpecker-style).
 //!
-//! Each group commit is one immutable object `"{prefix}/{first_lsn:020}-{last_lsn:020}.log"`
-//! holding framed records: `len u32 | crc32 u32 | lsn u64 | payload`. A put is atomic and
+//! Each group commit is one immutable object `"{prefix}/{term:010}-{first_lsn:020}-{last_lsn:020}.log"`
+//! (older data directories hold `"{first_lsn:020}-{last_lsn:020}.log"`, read as term 0) holding
+//! framed records: `len u32 | crc32 u32 | lsn u64 | payload`. A put is atomic and
 //! durable in both backends (local: temp file + fsync + rename + dir fsync), so an object is
 //! either whole or absent; the per-record CRC still catches bit rot and a torn object left by a
 //! backend without atomic rename. A damaged *last* object is a torn tail: it is truncated with a
 //! warning (none of its records were acknowledged, since the ack follows the put). Damage in
 //! any earlier object is corruption and an error, never silently skipped.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{CoreError, Result};
+use crate::keys::{self, WalKey};
 use crate::store::ObjectStore;
 use crate::value::{PrimaryKey, RowBatch};
 
@@ -132,11 +135,21 @@ impl WalRecord {
     }
 }
 
-/// The log of one channel.
+/// The log of one channel, as written by the channel owner of one term.
 #[derive(Debug, Clone)]
 pub struct Wal {
     store: Arc<dyn ObjectStore>,
     prefix: String,
+    term: u64,
+}
+
+/// A log object found under the prefix.
+#[derive(Debug, Clone)]
+struct LogObject {
+    term: u64,
+    first: u64,
+    last: u64,
+    key: String,
 }
 
 /// One replayed entry.
@@ -147,15 +160,21 @@ pub struct LogEntry {
 }
 
 impl Wal {
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>) -> Self {
+    /// The log under `prefix`, appended to under `term` (replay reads every term).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>, term: u64) -> Self {
         Wal {
             store,
             prefix: prefix.into(),
+            term,
         }
     }
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
     }
 
     /// Durably append a group of encoded records with consecutive LSNs starting at `first_lsn`.
@@ -176,25 +195,23 @@ impl Wal {
             buf.extend_from_slice(&lsn.to_le_bytes());
             buf.extend_from_slice(p);
         }
-        let key = crate::keys::wal_object(&self.prefix, first_lsn, last);
+        let key = keys::wal_object(&self.prefix, self.term, first_lsn, last);
         self.store.put(&key, Bytes::from(buf)).await
     }
 
-    async fn objects(&self) -> Result<Vec<(u64, u64, String)>> {
+    async fn objects(&self) -> Result<Vec<LogObject>> {
         let keys = self.store.list(&format!("{}/", self.prefix)).await?;
         let mut out = Vec::new();
         for key in keys {
-            let name = key.rsplit('/').next().unwrap_or("");
-            let Some(stem) = name.strip_suffix(".log") else {
-                continue;
-            };
-            let mut it = stem.split('-');
-            match (
-                it.next().and_then(|a| a.parse().ok()),
-                it.next().and_then(|b| b.parse().ok()),
-            ) {
-                (Some(a), Some(b)) => out.push((a, b, key)),
-                _ => {
+            match keys::parse_wal_object(&key) {
+                WalKey::Log { term, first, last } if first <= last => out.push(LogObject {
+                    term,
+                    first,
+                    last,
+                    key,
+                }),
+                WalKey::Other => {}
+                WalKey::Log { .. } | WalKey::Malformed => {
                     return Err(CoreError::corrupted(
                         &key,
                         "unexpected object name in the log",
@@ -202,29 +219,55 @@ impl Wal {
                 }
             }
         }
-        out.sort();
+        out.sort_by_key(|o| (o.first, o.term, o.last));
         Ok(out)
     }
 
-    /// Read every record with `lsn >= from`, in order. Truncates a damaged tail object.
-    /// Returns the records and the next LSN to write.
-    pub async fn replay(&self, from: u64) -> Result<(Vec<LogEntry>, u64)> {
+    /// The objects replay reads, in LSN order, each with the last LSN of it that counts. A term
+    /// starts at the first LSN its owner wrote; records of older terms from there on were never
+    /// acknowledged (the new owner fenced the old one before replaying) and are superseded.
+    async fn effective_objects(&self) -> Result<Vec<(LogObject, u64)>> {
         let objects = self.objects().await?;
+        let mut term_start: BTreeMap<u64, u64> = BTreeMap::new();
+        for o in &objects {
+            let s = term_start.entry(o.term).or_insert(o.first);
+            *s = (*s).min(o.first);
+        }
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| {
+                let cut = term_start
+                    .range(o.term + 1..)
+                    .map(|(_, s)| *s)
+                    .min()
+                    .unwrap_or(u64::MAX);
+                (o.first < cut).then(|| {
+                    let last = o.last.min(cut.saturating_sub(1));
+                    (o, last)
+                })
+            })
+            .collect())
+    }
+
+    /// Read every record with `lsn >= from`, in LSN order over every term. Truncates a damaged
+    /// tail object. Returns the records and the next LSN to write.
+    pub async fn replay(&self, from: u64) -> Result<(Vec<LogEntry>, u64)> {
+        let objects = self.effective_objects().await?;
         let mut entries = Vec::new();
         let mut next = from;
         let count = objects.len();
-        for (i, (first, last, key)) in objects.into_iter().enumerate() {
+        for (i, (o, last)) in objects.into_iter().enumerate() {
             if last < from {
                 continue;
             }
-            let data = self.store.get(&key).await?;
-            match parse_object(&data, first, last, &key) {
+            let data = self.store.get(&o.key).await?;
+            match parse_object(&data, o.first, o.last, &o.key) {
                 Ok(recs) => {
                     for e in recs {
-                        if e.lsn >= from {
+                        if e.lsn >= from && e.lsn <= last {
                             if e.lsn != next && next != from {
                                 return Err(CoreError::corrupted(
-                                    &key,
+                                    &o.key,
                                     format!("log gap: expected lsn {next}, found {}", e.lsn),
                                 ));
                             }
@@ -234,8 +277,8 @@ impl Wal {
                     }
                 }
                 Err(e) if i + 1 == count => {
-                    tracing::warn!(object = %key, error = %e, "truncating torn tail of the write-ahead log");
-                    self.store.delete(&key).await?;
+                    tracing::warn!(object = %o.key, error = %e, "truncating torn tail of the write-ahead log");
+                    self.store.delete(&o.key).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -246,18 +289,18 @@ impl Wal {
     /// Delete log objects whose records are all below `lsn` (after a checkpoint).
     pub async fn truncate_before(&self, lsn: u64) -> Result<usize> {
         let mut n = 0;
-        for (_, last, key) in self.objects().await? {
-            if last < lsn {
-                self.store.delete(&key).await?;
+        for o in self.objects().await? {
+            if o.last < lsn {
+                self.store.delete(&o.key).await?;
                 n += 1;
             }
         }
         Ok(n)
     }
 
-    /// Remove the whole log (collection dropped).
+    /// Remove the whole log, fences included (collection dropped).
     pub async fn destroy(&self) -> Result<()> {
-        for (_, _, key) in self.objects().await? {
+        for key in self.store.list(&format!("{}/", self.prefix)).await? {
             self.store.delete(&key).await?;
         }
         Ok(())
@@ -326,7 +369,7 @@ mod tests {
     #[tokio::test]
     async fn append_replay_truncate() {
         let store = Arc::new(MemoryObjectStore::default());
-        let wal = Wal::new(store.clone(), "wal/1/0");
+        let wal = Wal::new(store.clone(), "wal/1/0", 0);
         wal.append_group(
             0,
             &[
@@ -361,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn torn_tail_is_truncated_but_middle_corruption_is_an_error() {
         let store = Arc::new(MemoryObjectStore::default());
-        let wal = Wal::new(store.clone(), "wal/1/0");
+        let wal = Wal::new(store.clone(), "wal/1/0", 0);
         wal.append_group(0, &[ins(1).encode()]).await.unwrap();
         wal.append_group(1, &[ins(2).encode()]).await.unwrap();
         // Tear the tail object: cut its last bytes.
@@ -388,5 +431,52 @@ mod tests {
         store.put(&keys[0], Bytes::from(first)).await.unwrap();
         let err = wal.replay(0).await.unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn replays_the_older_key_form_and_every_term_in_lsn_order() {
+        let store = Arc::new(MemoryObjectStore::default());
+        // An older data directory: `<first>-<last>.log` objects without a term.
+        let t0 = Wal::new(store.clone(), "wal/1/0", 0);
+        t0.append_group(0, &[ins(1).encode(), ins(2).encode()])
+            .await
+            .unwrap();
+        for key in store.list("wal/1/0/").await.unwrap() {
+            let bytes = store.get(&key).await.unwrap();
+            store.delete(&key).await.unwrap();
+            store
+                .put(&format!("wal/1/0/{:020}-{:020}.log", 0, 1), bytes)
+                .await
+                .unwrap();
+        }
+        // The owner of term 1 continues at lsn 2.
+        let t1 = Wal::new(store.clone(), "wal/1/0", 1);
+        t1.append_group(2, &[ins(3).encode()]).await.unwrap();
+        // Term 2 fences term 1, replays up to lsn 2 and writes from lsn 3 on. Term 1, not yet
+        // aware, still puts [3, 4]; it never acknowledges it (the fence), and replay must
+        // prefer term 2's records from lsn 3 on.
+        let t2 = Wal::new(store.clone(), "wal/1/0", 2);
+        t1.append_group(3, &[ins(30).encode(), ins(31).encode()])
+            .await
+            .unwrap();
+        t2.append_group(3, &[ins(40).encode()]).await.unwrap();
+        t2.append_group(4, &[ins(50).encode()]).await.unwrap();
+        let (entries, next) = t2.replay(0).await.unwrap();
+        let got: Vec<(u64, u64)> = entries.iter().map(|e| (e.lsn, e.record.ts())).collect();
+        assert_eq!(got, vec![(0, 1), (1, 2), (2, 3), (3, 40), (4, 50)]);
+        assert_eq!(next, 5);
+        let keys = store.list("wal/1/0/").await.unwrap();
+        assert!(
+            keys.iter()
+                .any(|k| k.ends_with(&format!("/0000000002-{:020}-{:020}.log", 4, 4))),
+            "{keys:?}"
+        );
+        // Truncation spans the terms.
+        assert_eq!(t2.truncate_before(3).await.unwrap(), 2);
+        let (entries, _) = t2.replay(3).await.unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.record.ts()).collect::<Vec<_>>(),
+            vec![40, 50]
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -33,7 +34,9 @@ impl ShardHooks for BlockFirstSeal {
 }
 
 fn live_ids(shard: &Shard) -> Vec<i64> {
-    let (_, rows) = shard.query(&Plan::match_all(), &None, &[0], false).value;
+    let (_, rows) = shard
+        .query(&Plan::match_all(), &None, &[0], false, &HashSet::new())
+        .value;
     ints(&rows.into_iter().map(|(pk, _)| pk).collect::<Vec<_>>())
 }
 

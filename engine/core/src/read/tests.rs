@@ -174,15 +174,7 @@ fn sealed_segment_with_a_persisted_delete_log_answers_the_same() {
     };
     let rows = data.num_rows();
     let marks = DeleteMarks::decode(&seg.deleted.encode(rows), rows, "log").unwrap();
-    let meta = SegmentMeta {
-        segment_id: 5,
-        partition_id: 1,
-        num_rows: rows,
-        data_key: "d".into(),
-        deletes_key: None,
-        deletes_version: 0,
-        indexes: Vec::new(),
-    };
+    let meta = SegmentMeta::new(5, 1, rows, "d".into());
     let sealed = Segment::sealed(9, Arc::new(data), meta, marks);
     check_history(&schema, &sealed);
 }

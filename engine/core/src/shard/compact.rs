@@ -11,8 +11,11 @@ use crate::segment::{DeleteMarks, Segment, SegmentData, SegmentKind, SegmentMeta
 use crate::value::PrimaryKey;
 
 /// A segment to write: (segment id, partition id, rows).
-/// A segment file to write: (segment id, partition id, rows).
-pub(super) type NewSegment = (i64, i64, Arc<SegmentData>);
+/// A sealed segment whose files a checkpoint writes.
+pub(super) struct NewSegment {
+    pub meta: SegmentMeta,
+    pub data: Arc<SegmentData>,
+}
 
 /// Merge small sealed segments of a partition, and rewrite segments with many deleted rows,
 /// into new segments without the deleted rows. Runs under the state lock inside a checkpoint, so
@@ -79,6 +82,7 @@ pub(super) fn compact(
                 .timestamps
                 .extend(live.iter().map(|&r| data.timestamps[r]));
             garbage.push(meta.data_key.clone());
+            garbage.extend(meta.pks_key.clone());
             garbage.extend(meta.deletes_key.clone());
             garbage.extend(meta.indexes.iter().map(|i| i.key.clone()));
         }
@@ -97,18 +101,23 @@ pub(super) fn compact(
             continue;
         }
         let data = Arc::new(merged);
-        let meta = SegmentMeta {
-            segment_id: seg_id,
+        let (cid, shard) = (inner.collection_id, inner.shard);
+        let mut meta = SegmentMeta::new(
+            seg_id,
             partition_id,
-            num_rows: rows,
-            data_key: keys::segment_data(inner.collection_id, inner.shard, seg_id),
-            deletes_key: None,
-            deletes_version: 0,
-            indexes: Vec::new(),
-        };
+            rows,
+            keys::segment_data(cid, shard, seg_id),
+        );
+        meta.base_ts = st.applied_ts;
+        meta.pks_key = Some(keys::segment_pks(cid, shard, seg_id));
         st.segments.insert(
             new_handle,
-            Segment::sealed(new_handle, data.clone(), meta, DeleteMarks::default()),
+            Segment::sealed(
+                new_handle,
+                data.clone(),
+                meta.clone(),
+                DeleteMarks::default(),
+            ),
         );
         tracing::info!(
             collection_id = inner.collection_id,
@@ -118,7 +127,7 @@ pub(super) fn compact(
             rows,
             "compacted segments"
         );
-        out.push((Some((seg_id, partition_id, data)), garbage));
+        out.push((Some(NewSegment { meta, data }), garbage));
     }
     out
 }

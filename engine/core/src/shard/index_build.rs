@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Inner, ShardCheckpoint, checkpoint_key};
+use super::Inner;
 use crate::error::{CoreError, Result};
 use crate::keys;
 use crate::request::IndexType;
@@ -14,6 +14,9 @@ use crate::vindex;
 
 /// Build, persist and attach every index the collection defines that a sealed segment lacks.
 pub(super) async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
+    if !inner.options.local_index_builds {
+        return Ok(());
+    }
     loop {
         let specs = inner.indexes.read().clone();
         // Find one (segment, spec) pair to build.
@@ -97,10 +100,8 @@ pub(super) async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
         inner.env.objects.put(&key, buf.into()).await?;
         // Record in the checkpoint (under the checkpoint lock so it cannot race a checkpoint).
         let _g = inner.checkpoint_lock.lock().await;
-        let ckey = checkpoint_key(inner.collection_id, inner.shard);
-        if let Some(kv) = inner.env.meta.get(&ckey).await? {
-            let mut ckpt: ShardCheckpoint = serde_json::from_slice(&kv.value)
-                .map_err(|e| CoreError::corrupted(&ckey, e.to_string()))?;
+        let (cid, shard) = (inner.collection_id, inner.shard);
+        if let Some(mut ckpt) = inner.env.checkpoints.load(cid, shard).await? {
             if let Some(m) = ckpt
                 .segments
                 .iter_mut()
@@ -113,9 +114,11 @@ pub(super) async fn build_missing_indexes(inner: &Arc<Inner>) -> Result<()> {
                     key: key.clone(),
                 });
             }
-            let value =
-                serde_json::to_vec(&ckpt).map_err(|e| CoreError::Internal(e.to_string()))?;
-            inner.env.meta.put(&ckey, value).await?;
+            inner
+                .env
+                .checkpoints
+                .commit(cid, shard, inner.options.term, &ckpt, &[])
+                .await?;
         }
         {
             let mut st = inner.state.write();

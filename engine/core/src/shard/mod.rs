@@ -3,12 +3,17 @@
 //! (seal + persist + log truncation), recovery, and the per-shard half of search and query.
 //!
 //! One concern per file: [`state`] (segments and the key map), [`pipeline`] (group commit),
-//! [`checkpoint`] (seal, persist, truncate), [`compact`], [`index_build`], [`read`] (search and
-//! query) and [`recovery`] (open and replay). This file is the `Shard` API.
+//! [`checkpoint`] (seal, persist, truncate), [`checkpoint_store`] (where checkpoints are
+//! committed), [`journal`] (deletes of sealed rows by key), [`compact`], [`index_build`],
+//! [`read`] (search, query, get), [`channel`] (what a streaming node needs beyond standalone)
+//! and [`recovery`] (open and replay). This file is the `Shard` API.
 
+mod channel;
 mod checkpoint;
+mod checkpoint_store;
 mod compact;
 mod index_build;
+mod journal;
 mod pipeline;
 mod read;
 mod recovery;
@@ -19,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::CoreConfig;
@@ -27,12 +31,12 @@ use crate::error::{CoreError, Result};
 use crate::keys;
 use crate::request::IndexSpec;
 use crate::schema::CollectionSchema;
-use crate::segment::SegmentMeta;
 use crate::store::{MetaStore, ObjectStore};
 use crate::tso::{IdSource, TsoSource};
 use crate::value::PrimaryKey;
 use crate::wal::{Wal, WalRecord};
 
+pub use self::checkpoint_store::{CheckpointStore, MetaCheckpointStore, ShardCheckpoint};
 pub use self::read::{Rows, ShardRead};
 pub use crate::read::{PreparedSearch, ShardHit};
 
@@ -47,6 +51,7 @@ pub struct ShardEnv {
     pub tso: Arc<dyn TsoSource>,
     pub ids: Arc<dyn IdSource>,
     pub config: Arc<CoreConfig>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
     /// Test hooks (None in production).
     #[doc(hidden)]
     pub hooks: Option<Arc<dyn ShardHooks>>,
@@ -60,6 +65,7 @@ impl std::fmt::Debug for ShardEnv {
             .field("tso", &self.tso)
             .field("ids", &self.ids)
             .field("config", &self.config)
+            .field("checkpoints", &self.checkpoints)
             .field("hooks", &self.hooks.is_some())
             .finish_non_exhaustive()
     }
@@ -74,11 +80,31 @@ pub trait ShardHooks: Send + Sync {
     async fn before_seal(&self) {}
 }
 
-/// Persisted state of a shard: what the log replay starts from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ShardCheckpoint {
-    pub next_lsn: u64,
-    pub segments: Vec<SegmentMeta>,
+/// How a shard runs: standalone (the defaults: today's behaviour) or as a streaming node's
+/// channel in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardOptions {
+    /// The channel's term: log objects are written under it (fencing older owners).
+    pub term: u64,
+    /// Compact sealed segments in checkpoints (data nodes do it in a cluster).
+    pub local_compaction: bool,
+    /// Build indexes of sealed segments here (data nodes do it in a cluster).
+    pub local_index_builds: bool,
+    /// Sealed segments stay in memory and searchable only until [`Shard::release_sealed`]
+    /// (query nodes serve them then); on recovery every sealed segment starts released. When
+    /// false the shard owns its sealed segments for good (standalone).
+    pub retain_sealed: bool,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        ShardOptions {
+            term: 0,
+            local_compaction: true,
+            local_index_builds: true,
+            retain_sealed: false,
+        }
+    }
 }
 
 /// One segment of a shard as `segment_infos` reports it.
@@ -99,6 +125,7 @@ struct Inner {
     schema: Arc<CollectionSchema>,
     pk_index: usize,
     env: ShardEnv,
+    options: ShardOptions,
     wal: Wal,
     state: RwLock<ShardState>,
     indexes: Arc<RwLock<Vec<IndexSpec>>>,
@@ -123,13 +150,9 @@ pub struct Shard {
     tx: mpsc::Sender<WriteReq>,
 }
 
-/// Metadata key of a shard's checkpoint record.
-pub fn checkpoint_key(collection_id: i64, shard: usize) -> String {
-    keys::checkpoint(collection_id, shard)
-}
-
 impl Shard {
-    /// Open (or create) a shard: load its checkpoint and sealed segments, replay its log.
+    /// Open (or create) a standalone shard: load its checkpoint and sealed segments, replay its
+    /// log.
     pub async fn open(
         collection_id: i64,
         shard: usize,
@@ -137,7 +160,28 @@ impl Shard {
         indexes: Arc<RwLock<Vec<IndexSpec>>>,
         env: ShardEnv,
     ) -> Result<Shard> {
-        let inner = Arc::new(recovery::recover(collection_id, shard, schema, indexes, env).await?);
+        Self::open_with(
+            collection_id,
+            shard,
+            schema,
+            indexes,
+            env,
+            ShardOptions::default(),
+        )
+        .await
+    }
+
+    /// Open (or create) a shard with explicit options (a streaming node's channel).
+    pub async fn open_with(
+        collection_id: i64,
+        shard: usize,
+        schema: Arc<CollectionSchema>,
+        indexes: Arc<RwLock<Vec<IndexSpec>>>,
+        env: ShardEnv,
+        options: ShardOptions,
+    ) -> Result<Shard> {
+        let inner =
+            Arc::new(recovery::recover(collection_id, shard, schema, indexes, env, options).await?);
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(pipeline::write_pipeline(inner.clone(), rx));
         let shard = Shard { inner, tx };
@@ -212,18 +256,23 @@ impl Shard {
         (done, total)
     }
 
-    /// Segment ids and row counts (sealed: persisted id; growing: negative handle).
+    /// Segment ids and row counts (sealed: persisted id; growing: negative handle), released
+    /// sealed segments included.
     pub fn segment_infos(&self) -> Vec<SegmentRowInfo> {
         let st = self.inner.state.read();
-        st.segments
-            .values()
-            .map(|s| SegmentRowInfo {
-                segment_id: s.segment_id().unwrap_or(-(s.handle as i64)),
-                partition_id: s.partition_id,
-                rows: s.data().num_rows(),
-                sealed: s.is_sealed(),
-            })
-            .collect()
+        let held = st.segments.values().map(|s| SegmentRowInfo {
+            segment_id: s.segment_id().unwrap_or(-(s.handle as i64)),
+            partition_id: s.partition_id,
+            rows: s.data().num_rows(),
+            sealed: s.is_sealed(),
+        });
+        let released = st.released.values().map(|m| SegmentRowInfo {
+            segment_id: m.segment_id,
+            partition_id: m.partition_id,
+            rows: m.num_rows,
+            sealed: true,
+        });
+        held.chain(released).collect()
     }
 
     /// Sealed rows whose vectors (of some field) live only in an attached index.
@@ -255,15 +304,16 @@ impl Shard {
         self.inner.closed.store(true, Ordering::SeqCst);
         let _g = self.inner.checkpoint_lock.lock().await;
         self.inner.wal.destroy().await?;
-        let prefix = keys::segments_prefix(self.inner.collection_id, self.inner.shard);
-        for k in self.inner.env.objects.list(&prefix).await? {
-            self.inner.env.objects.delete(&k).await?;
+        let (cid, shard) = (self.inner.collection_id, self.inner.shard);
+        for prefix in [
+            keys::segments_prefix(cid, shard),
+            keys::deltas_prefix(cid, shard),
+        ] {
+            for k in self.inner.env.objects.list(&prefix).await? {
+                self.inner.env.objects.delete(&k).await?;
+            }
         }
-        self.inner
-            .env
-            .meta
-            .delete(&checkpoint_key(self.inner.collection_id, self.inner.shard))
-            .await
+        self.inner.env.checkpoints.remove(cid, shard).await
     }
 
     /// Drop all rows of a partition (partition dropped): deletes them like a delete would.
@@ -272,11 +322,7 @@ impl Shard {
             let st = self.inner.state.read();
             st.pk_map
                 .iter()
-                .filter(|(_, loc)| {
-                    st.segments
-                        .get(&loc.handle)
-                        .is_some_and(|s| s.partition_id == partition_id)
-                })
+                .filter(|(_, loc)| st.partition_of(loc.handle) == Some(partition_id))
                 .map(|(pk, _)| pk.clone())
                 .collect()
         };

@@ -85,16 +85,20 @@ pub(super) async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<Wri
 }
 
 fn maybe_schedule_flush(inner: &Arc<Inner>) {
-    let (rows, bytes) = {
+    let (rows, bytes, journal) = {
         let st = inner.state.read();
-        st.growing
+        let (rows, bytes) = st
+            .growing
             .values()
             .filter_map(|h| st.segments.get(h))
             .fold((0, 0), |(r, b), s| {
                 (r + s.data().num_rows(), b + s.data().memory_bytes())
-            })
+            });
+        (rows, bytes, st.journal.len())
     };
-    if (rows >= inner.env.config.seal_rows || bytes >= inner.env.config.seal_bytes)
+    let cfg = &inner.env.config;
+    // A long journal (many deletes of sealed rows) is persisted and trimmed by a checkpoint too.
+    if (rows >= cfg.seal_rows || bytes >= cfg.seal_bytes || journal >= cfg.seal_rows)
         && !inner.flush_scheduled.swap(true, Ordering::SeqCst)
     {
         let inner = inner.clone();

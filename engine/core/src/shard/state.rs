@@ -1,10 +1,13 @@
-//! The in-memory state of a shard: its segments, the growing segment of each partition, and the
-//! primary-key map that makes the latest write of a key the only visible one.
+//! The in-memory state of a shard: its segments (growing, sealed, and sealed ones released to
+//! query nodes), the growing segment of each partition, the primary-key map that makes the
+//! latest write of a key the only visible one, and the delete journal.
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::journal::DeltaJournal;
+use crate::delta::DeltaObjectMeta;
 use crate::schema::CollectionSchema;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentMeta};
 use crate::value::PrimaryKey;
 use crate::wal::WalRecord;
 
@@ -17,7 +20,11 @@ pub(crate) struct RowLoc {
 
 #[derive(Debug)]
 pub(crate) struct ShardState {
+    /// Segments held in memory (growing, and sealed ones not released).
     pub segments: BTreeMap<u64, Segment>,
+    /// Sealed segments served elsewhere: only their metadata stays (their keys stay in
+    /// `pk_map`, so deletes of them are recognised and journaled).
+    pub released: BTreeMap<u64, SegmentMeta>,
     /// Growing segment handle per partition.
     pub growing: HashMap<i64, u64>,
     pub next_handle: u64,
@@ -26,17 +33,26 @@ pub(crate) struct ShardState {
     pub next_lsn: u64,
     /// Highest applied write timestamp.
     pub applied_ts: u64,
+    pub journal: DeltaJournal,
+    /// Applied timestamp of the last committed checkpoint.
+    pub checkpoint_ts: u64,
+    /// Delta objects of the last committed checkpoint.
+    pub delta_objects: Vec<DeltaObjectMeta>,
 }
 
 impl ShardState {
     pub fn new(next_lsn: u64) -> Self {
         ShardState {
             segments: BTreeMap::new(),
+            released: BTreeMap::new(),
             growing: HashMap::new(),
             next_handle: 1,
             pk_map: HashMap::new(),
             next_lsn,
             applied_ts: 0,
+            journal: DeltaJournal::default(),
+            checkpoint_ts: 0,
+            delta_objects: Vec::new(),
         }
     }
 
@@ -59,10 +75,33 @@ impl ShardState {
         handle
     }
 
-    /// Mark the row at `loc` deleted at `ts`.
+    /// The partition of the segment `handle` names (held or released).
+    pub fn partition_of(&self, handle: u64) -> Option<i64> {
+        self.segments
+            .get(&handle)
+            .map(|s| s.partition_id)
+            .or_else(|| self.released.get(&handle).map(|m| m.partition_id))
+    }
+
+    /// Mark the row at `loc` deleted at `ts` (crash recovery, compaction bookkeeping).
     pub fn mark_deleted(&mut self, loc: RowLoc, ts: u64) {
         if let Some(seg) = self.segments.get_mut(&loc.handle) {
             seg.deleted.mark(loc.row, ts);
+        }
+    }
+
+    /// The current row of `pk` (at `loc`) is deleted or overwritten at `ts`: mark it, and
+    /// journal the delete when the row is in a sealed segment (held or released).
+    fn supersede(&mut self, pk: PrimaryKey, loc: RowLoc, ts: u64) {
+        let sealed = match self.segments.get_mut(&loc.handle) {
+            Some(seg) => {
+                seg.deleted.mark(loc.row, ts);
+                seg.is_sealed()
+            }
+            None => self.released.contains_key(&loc.handle),
+        };
+        if sealed {
+            self.journal.push(pk, ts);
         }
     }
 
@@ -87,15 +126,22 @@ impl ShardState {
                     .map_or(0, |s| s.data().num_rows());
                 if let Some((_, pk_col)) = rows.columns.get(pk_index) {
                     for i in 0..n {
+                        let Some(pk) = pk_col.primary_key(i) else {
+                            continue;
+                        };
                         let loc = RowLoc {
                             handle,
                             row: (base + i) as u32,
                         };
-                        if let Some(pk) = pk_col.primary_key(i)
-                            && let Some(old) = self.pk_map.insert(pk, loc)
-                        {
-                            // An overwrite deletes the older row at the new row's timestamp.
-                            self.mark_deleted(old, *ts);
+                        match self.pk_map.get_mut(&pk) {
+                            Some(slot) => {
+                                let old = std::mem::replace(slot, loc);
+                                // An overwrite deletes the older row at the new row's timestamp.
+                                self.supersede(pk, old, *ts);
+                            }
+                            None => {
+                                self.pk_map.insert(pk, loc);
+                            }
                         }
                     }
                 }
@@ -106,8 +152,8 @@ impl ShardState {
             }
             WalRecord::Delete { ts, pks } => {
                 for pk in pks {
-                    if let Some(loc) = self.pk_map.remove(pk) {
-                        self.mark_deleted(loc, *ts);
+                    if let Some((pk, loc)) = self.pk_map.remove_entry(pk) {
+                        self.supersede(pk, loc, *ts);
                     }
                 }
                 self.applied_ts = self.applied_ts.max(*ts);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferrovus_core::CoreConfig;
 use ferrovus_core::schema::{CollectionSchema, DataType, FieldSchema};
-use ferrovus_core::shard::{Shard, ShardEnv, ShardHooks};
+use ferrovus_core::shard::{MetaCheckpointStore, Shard, ShardEnv, ShardHooks, ShardOptions};
 use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
 use ferrovus_core::tso::{IdAllocator, TimestampOracle};
 use ferrovus_core::value::{Column, PrimaryKey, RowBatch};
@@ -44,19 +44,31 @@ impl Stores {
             tso: Arc::new(tso),
             ids: Arc::new(ids),
             config: Arc::new(config),
+            checkpoints: Arc::new(MetaCheckpointStore::new(self.meta.clone())),
             hooks,
         }
     }
 
     /// Open shard 0 of the test collection.
     pub async fn open(&self, config: CoreConfig, hooks: Option<Arc<dyn ShardHooks>>) -> Shard {
+        self.open_with(config, hooks, ShardOptions::default()).await
+    }
+
+    /// Open shard 0 of the test collection with explicit options.
+    pub async fn open_with(
+        &self,
+        config: CoreConfig,
+        hooks: Option<Arc<dyn ShardHooks>>,
+        options: ShardOptions,
+    ) -> Shard {
         let env = self.env(config, hooks).await;
-        Shard::open(
+        Shard::open_with(
             COLLECTION,
             0,
             Arc::new(schema()),
             Arc::new(RwLock::new(Vec::new())),
             env,
+            options,
         )
         .await
         .unwrap()

@@ -1,0 +1,237 @@
+//! A shard as a streaming node's channel: retained sealed segments and their release, reads
+//! excluding segments served elsewhere, the delete journal and its delta objects, terms in the
+//! log, recovery with sealed segments served elsewhere.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use ferrovus_core::delta::{self, DeltaRead};
+use ferrovus_core::expr::Plan;
+use ferrovus_core::shard::{CheckpointStore, MetaCheckpointStore, Shard, ShardOptions};
+use ferrovus_core::store::ObjectStore;
+use ferrovus_core::value::PrimaryKey;
+
+fn channel(term: u64) -> ShardOptions {
+    ShardOptions {
+        term,
+        local_compaction: false,
+        local_index_builds: false,
+        retain_sealed: true,
+    }
+}
+
+fn ids_excluding(shard: &Shard, exclude: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let exclude: HashSet<i64> = exclude.iter().copied().collect();
+    let r = shard.query(&Plan::match_all(), &None, &[0], false, &exclude);
+    let pks: Vec<PrimaryKey> = r.value.1.into_iter().map(|(pk, _)| pk).collect();
+    (ints(&pks), r.sealed_searched)
+}
+
+fn entries(r: DeltaRead) -> Vec<(i64, u64)> {
+    match r {
+        DeltaRead::Entries { entries, .. } => entries
+            .into_iter()
+            .map(|(pk, ts)| (ints(&[pk])[0], ts))
+            .collect(),
+        DeltaRead::Gap { journal_start } => panic!("gap: journal starts at {journal_start}"),
+    }
+}
+
+#[tokio::test]
+async fn retained_segments_are_read_until_released_and_deletes_of_them_are_journaled() {
+    let stores = Stores::new();
+    let shard = stores.open_with(manual_config(), None, channel(1)).await;
+    shard.write(insert(1, 0..10, 0), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    let sealed = shard.sealed_segments();
+    assert_eq!(sealed.len(), 1);
+    let seg = sealed[0].clone();
+    assert_eq!(seg.base_ts, shard.applied_ts());
+    assert!(seg.pks_key.is_some());
+    assert!(
+        stores
+            .objects
+            .exists(seg.pks_key.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+
+    // Reads cover the retained segment unless it is excluded.
+    assert_eq!(
+        ids_excluding(&shard, &[]),
+        ((0..10).collect(), vec![seg.segment_id])
+    );
+    assert_eq!(ids_excluding(&shard, &[seg.segment_id]), (vec![], vec![]));
+    let exclude: HashSet<i64> = [seg.segment_id].into();
+    let get = shard.get(&[PrimaryKey::Int(5)], &None, &[0], &exclude);
+    assert!(get.value.is_empty() && get.snapshot == shard.applied_ts());
+    assert_eq!(
+        shard
+            .get(&[PrimaryKey::Int(5)], &None, &[0], &HashSet::new())
+            .value
+            .len(),
+        1
+    );
+
+    // Deletes and overwrites of sealed rows are journaled by key; of growing rows they are not.
+    let t_del = shard.write(delete([3]), 0).await.unwrap();
+    let t_up = shard.write(upsert(1, [4], 1), 0).await.unwrap();
+    shard.write(insert(1, [20], 0), 0).await.unwrap();
+    shard.write(delete([20]), 0).await.unwrap();
+    shard.write(delete([999]), 0).await.unwrap(); // no such key
+    assert_eq!(
+        entries(shard.deltas_since(seg.base_ts)),
+        vec![(3, t_del), (4, t_up)]
+    );
+    assert_eq!(entries(shard.deltas_since(t_del)), vec![(4, t_up)]);
+    match shard.deltas_since(t_up) {
+        DeltaRead::Entries { entries, up_to } => {
+            assert!(entries.is_empty());
+            assert_eq!(up_to, shard.applied_ts());
+        }
+        gap => panic!("{gap:?}"),
+    }
+    assert_eq!(shard.live_rows(), 9);
+
+    // Released: no longer read here, but its keys are still known.
+    shard.release_sealed(&[seg.segment_id]).unwrap();
+    assert!(shard.sealed_segments().is_empty());
+    assert_eq!(
+        ids_excluding(&shard, &[]),
+        (vec![4], vec![]),
+        "the upserted row is growing"
+    );
+    assert_eq!(shard.live_rows(), 9);
+    let t_rel = shard.write(delete([5]), 0).await.unwrap();
+    assert_eq!(shard.live_rows(), 8);
+    let DeltaRead::Entries { entries: after, .. } = shard.deltas_since(t_up) else {
+        panic!("gap")
+    };
+    assert_eq!(after, vec![(PrimaryKey::Int(5), t_rel)]);
+    // Dropping the partition deletes the released rows too, through the journal.
+    shard.drop_partition(1).await.unwrap();
+    assert_eq!(shard.live_rows(), 0);
+    let mut dropped: Vec<i64> = entries(shard.deltas_since(t_rel))
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    dropped.sort_unstable();
+    assert_eq!(
+        dropped,
+        vec![0, 1, 2, 6, 7, 8, 9],
+        "the released rows; key 4's row is growing"
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_persist_deltas_and_recovery_applies_them() {
+    let stores = Stores::new();
+    let checkpoints = MetaCheckpointStore::new(stores.meta.clone());
+    let shard = stores.open_with(manual_config(), None, channel(1)).await;
+    shard.write(insert(1, 0..10, 0), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    let t1 = shard.applied_ts();
+    let seg = shard.sealed_segments()[0].clone();
+    shard.release_sealed(&[seg.segment_id]).unwrap();
+
+    let ta = shard.write(delete([1]), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    let t2 = shard.applied_ts();
+    let ck = checkpoints.load(COLLECTION, 0).await.unwrap().unwrap();
+    assert_eq!(ck.applied_ts, t2);
+    assert_eq!(ck.deltas.len(), 1);
+    assert_eq!((ck.deltas[0].from_ts, ck.deltas[0].to_ts), (t1, t2));
+    assert_eq!(
+        ck.segments.len(),
+        1,
+        "the released segment stays in the checkpoint"
+    );
+    // The journal still reaches back to the previous checkpoint.
+    assert_eq!(entries(shard.deltas_since(t1)), vec![(1, ta)]);
+
+    let tb = shard.write(delete([2]), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    assert_eq!(shard.deltas_since(t1), DeltaRead::Gap { journal_start: t2 });
+    assert_eq!(entries(shard.deltas_since(t2)), vec![(2, tb)]);
+    let ck = checkpoints.load(COLLECTION, 0).await.unwrap().unwrap();
+    let persisted = delta::read_deltas(&*stores.objects, &ck.deltas, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        persisted,
+        vec![(PrimaryKey::Int(1), ta), (PrimaryKey::Int(2), tb)]
+    );
+    assert_eq!(
+        delta::read_deltas(&*stores.objects, &ck.deltas, ta)
+            .await
+            .unwrap(),
+        vec![(PrimaryKey::Int(2), tb)]
+    );
+
+    // One more delete only in the log, then a crash.
+    let tc = shard.write(delete([3]), 0).await.unwrap();
+    drop(shard);
+    let shard = stores.open_with(manual_config(), None, channel(2)).await;
+    assert!(
+        shard.sealed_segments().is_empty(),
+        "recovered segments start released"
+    );
+    assert_eq!(
+        shard.live_rows(),
+        7,
+        "keys 1, 2 (deltas) and 3 (log) are deleted"
+    );
+    assert_eq!(shard.applied_ts(), tc);
+    // The journal starts at the checkpoint and holds what the log replayed.
+    assert_eq!(entries(shard.deltas_since(ck.applied_ts)), vec![(3, tc)]);
+    assert_eq!(
+        shard.deltas_since(ck.applied_ts - 1),
+        DeltaRead::Gap {
+            journal_start: ck.applied_ts
+        }
+    );
+    // A delete of a key that deltas already deleted is not a delete of a sealed row.
+    shard.write(delete([1]), 0).await.unwrap();
+    assert_eq!(entries(shard.deltas_since(ck.applied_ts)).len(), 1);
+}
+
+#[tokio::test]
+async fn log_objects_carry_the_term_and_every_term_replays() {
+    let stores = Stores::new();
+    let shard = stores.open_with(manual_config(), None, channel(3)).await;
+    shard.write(insert(1, 0..5, 0), 0).await.unwrap();
+    drop(shard);
+    let shard = stores.open_with(manual_config(), None, channel(4)).await;
+    shard.write(insert(1, 5..8, 0), 0).await.unwrap();
+    let keys = stores.objects.list("wal/").await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys[0].contains("/0000000003-") && keys[1].contains("/0000000004-"));
+    drop(shard);
+    let shard = stores.open_with(manual_config(), None, channel(5)).await;
+    assert_eq!(ids_excluding(&shard, &[]).0, (0..8).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn standalone_shard_owns_its_sealed_segments() {
+    let stores = Stores::new();
+    let shard = stores.open(manual_config(), None).await;
+    shard.write(insert(1, 0..4, 0), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    let id = shard.sealed_segments()[0].segment_id;
+    assert!(shard.release_sealed(&[id]).is_err());
+    // Deletes of sealed rows go to the segment's delete log; no delta object is needed.
+    shard.write(delete([1]), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    assert!(stores.objects.list("deltas/").await.unwrap().is_empty());
+    let meta = &shard.sealed_segments()[0];
+    assert_eq!(
+        meta.base_ts,
+        shard.applied_ts(),
+        "the delete log covers up to here"
+    );
+    drop(shard);
+    let shard = stores.open(manual_config(), None).await;
+    assert_eq!(ids_excluding(&shard, &[]).0, vec![0, 2, 3]);
+}
