@@ -18,6 +18,7 @@ pub mod pks;
 pub mod read;
 pub mod request;
 pub mod schema;
+pub mod sealed;
 pub mod segment;
 pub mod shard;
 pub mod store;

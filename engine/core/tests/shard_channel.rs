@@ -31,10 +31,9 @@ fn ids_excluding(shard: &Shard, exclude: &[i64]) -> (Vec<i64>, Vec<i64>) {
 
 fn entries(r: DeltaRead) -> Vec<(i64, u64)> {
     match r {
-        DeltaRead::Entries { entries, .. } => entries
-            .into_iter()
-            .map(|(pk, ts)| (ints(&[pk])[0], ts))
-            .collect(),
+        DeltaRead::Entries { entries, .. } => {
+            entries.into_iter().map(|(pk, ts)| (int(&pk), ts)).collect()
+        }
         DeltaRead::Gap { journal_start } => panic!("gap: journal starts at {journal_start}"),
     }
 }

@@ -148,6 +148,13 @@ pub fn delete(ids: impl IntoIterator<Item = i64>) -> WalRecord {
     }
 }
 
+pub fn int(pk: &PrimaryKey) -> i64 {
+    match pk {
+        PrimaryKey::Int(i) => *i,
+        PrimaryKey::Str(_) => panic!("string key"),
+    }
+}
+
 pub fn ints(pks: &[PrimaryKey]) -> Vec<i64> {
     let mut v: Vec<i64> = pks
         .iter()
