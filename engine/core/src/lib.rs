@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod collection;
+pub mod compaction;
 pub mod config;
 pub mod database;
 pub mod deletes;

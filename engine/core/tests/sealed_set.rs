@@ -245,3 +245,69 @@ async fn attached_index_serves_search_and_vectors() {
     assert_eq!(set.remove(&ids).len(), 1);
     assert!(set.segment_ids().is_empty());
 }
+
+/// A data node compacts two released segments at the channel's checkpoint snapshot; the
+/// compacted segment, loaded with deletes after its base timestamp applied by key, reads the
+/// same as the two it replaces — no row-offset remapping anywhere.
+#[tokio::test]
+async fn compacted_segment_applies_the_deltas_after_its_base() {
+    use ferrovus_core::compaction;
+    use ferrovus_core::delta;
+    use ferrovus_core::segment::SegmentMeta;
+    use ferrovus_core::shard::{CheckpointStore, MetaCheckpointStore};
+
+    let stores = Stores::new();
+    let shard = stores.open_with(manual_config(), None, channel()).await;
+    shard.write(insert(1, 0..10, 0), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    shard.write(insert(1, 10..20, 0), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    let metas = shard.sealed_segments();
+    assert_eq!(metas.len(), 2);
+    let ids: Vec<i64> = metas.iter().map(|m| m.segment_id).collect();
+    shard.release_sealed(&ids).unwrap();
+    shard.write(delete([3, 12]), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    let ck = MetaCheckpointStore::new(stores.meta.clone())
+        .load(COLLECTION, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let snapshot = ck.applied_ts;
+
+    // The data node: inputs with the persisted deltas after their base applied, merged.
+    let schema = Arc::new(schema());
+    let mut inputs = Vec::new();
+    for m in &ck.segments {
+        let mut s = SealedSegment::load(&*stores.objects, &schema, m)
+            .await
+            .unwrap();
+        s.apply_deltas(
+            &delta::read_deltas(&*stores.objects, &ck.deltas, m.base_ts)
+                .await
+                .unwrap(),
+        );
+        inputs.push(s);
+    }
+    let refs: Vec<_> = inputs.iter().map(|s| s.segment()).collect();
+    let merged = compaction::merge(&schema, &refs, snapshot).unwrap();
+    assert_eq!(merged.data.num_rows(), 18, "the two deleted rows are gone");
+
+    // A delete after the compaction's snapshot, then the query node loads the result.
+    shard.write(delete([5]), 0).await.unwrap();
+    let mut meta = SegmentMeta::new(999, 1, 18, "segments/compacted/data".into());
+    meta.base_ts = snapshot;
+    let c = SealedSegment::from_parts(&schema, meta, merged.data, merged.deletes, Some(merged.pks))
+        .unwrap();
+    let set = SegmentSet::new(COLLECTION, 0, schema.clone());
+    set.insert(c);
+    let DeltaRead::Entries { entries, up_to } = shard.deltas_since(snapshot) else {
+        panic!("the journal reaches back to the last checkpoint")
+    };
+    set.apply_deltas(&entries, up_to);
+    let want: Vec<(i64, i64)> = (0..20)
+        .filter(|k| ![3, 5, 12].contains(k))
+        .map(|k| (k, 0))
+        .collect();
+    assert_eq!(rows_at(&shard, &set, &[999], None), want);
+}

@@ -1,16 +1,16 @@
-//! Local compaction: merge small sealed segments of a partition and rewrite segments with many
-//! deleted rows, inside a checkpoint.
+//! Local compaction: pick small sealed segments of a partition and segments with many deleted
+//! rows, and merge them inside a checkpoint with the same code data nodes run
+//! ([`crate::compaction`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Inner;
 use super::state::{RowLoc, ShardState};
+use crate::compaction;
 use crate::keys;
-use crate::segment::{DeleteMarks, Segment, SegmentData, SegmentKind, SegmentMeta};
-use crate::value::PrimaryKey;
+use crate::segment::{Segment, SegmentData, SegmentKind, SegmentMeta};
 
-/// A segment to write: (segment id, partition id, rows).
 /// A sealed segment whose files a checkpoint writes.
 pub(super) struct NewSegment {
     pub meta: SegmentMeta,
@@ -53,54 +53,56 @@ pub(super) fn compact(
         if handles.len() < 2 && !dirty_single {
             continue;
         }
+        let olds: Vec<Segment> = handles
+            .iter()
+            .filter_map(|h| st.segments.remove(h))
+            .collect();
+        let refs: Vec<&Segment> = olds.iter().collect();
+        let merged = match compaction::merge(&inner.schema, &refs, st.applied_ts) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(collection_id = inner.collection_id, shard = inner.shard, error = %e, "compaction failed");
+                for seg in olds {
+                    st.segments.insert(seg.handle, seg);
+                }
+                continue;
+            }
+        };
         let seg_id = *next_id;
         *next_id += 1;
         let new_handle = st.alloc_handle();
-        let mut merged = SegmentData::empty(&inner.schema);
         let mut garbage = Vec::new();
-        let mut moved: Vec<(PrimaryKey, u32)> = Vec::new();
-        for h in &handles {
-            let Some(seg) = st.segments.remove(h) else {
-                continue;
-            };
-            let SegmentKind::Sealed { data, meta, .. } = &seg.kind else {
-                continue;
-            };
-            let live: Vec<usize> = (0..data.num_rows())
-                .filter(|r| !seg.deleted.is_marked(*r))
-                .collect();
-            let base = merged.num_rows();
-            for (i, &r) in live.iter().enumerate() {
-                if let Some(pk) = data.primary_key(inner.pk_index, r) {
-                    moved.push((pk, (base + i) as u32));
+        let mut new_row = 0u32;
+        for (seg, kept) in olds.iter().zip(&merged.kept) {
+            if let SegmentKind::Sealed { meta, .. } = &seg.kind {
+                garbage.push(meta.data_key.clone());
+                garbage.extend(meta.pks_key.clone());
+                garbage.extend(meta.deletes_key.clone());
+                garbage.extend(meta.indexes.iter().map(|i| i.key.clone()));
+            }
+            for &row in kept {
+                let old = RowLoc {
+                    handle: seg.handle,
+                    row: row as u32,
+                };
+                if let Some(pk) = merged.pks.pk(new_row as usize)
+                    && let Some(loc) = st.pk_map.get_mut(&pk)
+                    && *loc == old
+                {
+                    *loc = RowLoc {
+                        handle: new_handle,
+                        row: new_row,
+                    };
                 }
+                new_row += 1;
             }
-            for (i, dst) in merged.columns.iter_mut().enumerate() {
-                dst.extend(&seg.take_column(i, &live));
-            }
-            merged
-                .timestamps
-                .extend(live.iter().map(|&r| data.timestamps[r]));
-            garbage.push(meta.data_key.clone());
-            garbage.extend(meta.pks_key.clone());
-            garbage.extend(meta.deletes_key.clone());
-            garbage.extend(meta.indexes.iter().map(|i| i.key.clone()));
         }
-        for (pk, row) in moved {
-            st.pk_map.insert(
-                pk,
-                RowLoc {
-                    handle: new_handle,
-                    row,
-                },
-            );
-        }
-        let rows = merged.num_rows();
+        let rows = merged.data.num_rows();
         if rows == 0 {
             out.push((None, garbage));
             continue;
         }
-        let data = Arc::new(merged);
+        let data = Arc::new(merged.data);
         let (cid, shard) = (inner.collection_id, inner.shard);
         let mut meta = SegmentMeta::new(
             seg_id,
@@ -112,12 +114,7 @@ pub(super) fn compact(
         meta.pks_key = Some(keys::segment_pks(cid, shard, seg_id));
         st.segments.insert(
             new_handle,
-            Segment::sealed(
-                new_handle,
-                data.clone(),
-                meta.clone(),
-                DeleteMarks::default(),
-            ),
+            Segment::sealed(new_handle, data.clone(), meta.clone(), merged.deletes),
         );
         tracing::info!(
             collection_id = inner.collection_id,
