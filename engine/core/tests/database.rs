@@ -360,6 +360,15 @@ async fn compaction_merges_small_segments_and_drops_deleted_rows() {
         1,
         "{keys:?}"
     );
+    assert_eq!(
+        keys.iter().filter(|k| k.ends_with("/pks")).count(),
+        1,
+        "{keys:?}"
+    );
+    assert!(
+        s.objects.list("deltas/").await.unwrap().is_empty(),
+        "a standalone shard needs no delta objects"
+    );
 }
 
 #[tokio::test]

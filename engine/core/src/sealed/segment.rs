@@ -15,6 +15,7 @@ use crate::vindex::VectorIndex;
 /// attached indexes, and a primary key → rows lookup.
 #[derive(Debug)]
 pub struct SealedSegment {
+    schema: Arc<CollectionSchema>,
     meta: SegmentMeta,
     seg: Segment,
     /// `(key, row)` sorted by key then row.
@@ -75,6 +76,7 @@ impl SealedSegment {
         by_pk.sort_unstable();
         let handle = meta.segment_id as u64;
         Ok(SealedSegment {
+            schema: Arc::new(schema.clone()),
             seg: Segment::sealed(handle, Arc::new(data), meta.clone(), marks),
             meta,
             by_pk,
@@ -140,11 +142,11 @@ impl SealedSegment {
     /// drops its own copy of the vectors when the index stores them exactly.
     pub fn attach_index(
         &mut self,
-        schema: &CollectionSchema,
         field_id: i64,
         index_id: i64,
         index: Arc<VectorIndex>,
     ) -> Result<()> {
+        let schema = &self.schema;
         let fi = schema.field_index_by_id(field_id).ok_or_else(|| {
             CoreError::invalid("field_id", format!("no field with id {field_id}"))
         })?;
@@ -169,8 +171,8 @@ impl SealedSegment {
     }
 
     /// Detach the index of a field (searches fall back to exact search over the vectors).
-    pub fn detach_index(&mut self, schema: &CollectionSchema, field_id: i64) {
-        if let Some(fi) = schema.field_index_by_id(field_id) {
+    pub fn detach_index(&mut self, field_id: i64) {
+        if let Some(fi) = self.schema.field_index_by_id(field_id) {
             self.seg.restore_vectors(fi);
         }
         self.seg.indexes.remove(&field_id);

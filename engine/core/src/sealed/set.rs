@@ -124,12 +124,12 @@ impl SegmentSet {
             .segments
             .get_mut(&segment_id)
             .ok_or_else(|| not_loaded(segment_id))?;
-        seg.attach_index(&self.schema, field_id, index_id, index)
+        seg.attach_index(field_id, index_id, index)
     }
 
     pub fn detach_index(&self, segment_id: i64, field_id: i64) {
         if let Some(seg) = self.state.write().segments.get_mut(&segment_id) {
-            seg.detach_index(&self.schema, field_id);
+            seg.detach_index(field_id);
         }
     }
 
