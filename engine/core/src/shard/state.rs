@@ -2,6 +2,7 @@
 //! query nodes), the growing segment of each partition, the primary-key map that makes the
 //! latest write of a key the only visible one, and the delete journal.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use super::journal::DeltaJournal;
@@ -90,21 +91,6 @@ impl ShardState {
         }
     }
 
-    /// The current row of `pk` (at `loc`) is deleted or overwritten at `ts`: mark it, and
-    /// journal the delete when the row is in a sealed segment (held or released).
-    fn supersede(&mut self, pk: PrimaryKey, loc: RowLoc, ts: u64) {
-        let sealed = match self.segments.get_mut(&loc.handle) {
-            Some(seg) => {
-                seg.deleted.mark(loc.row, ts);
-                seg.is_sealed()
-            }
-            None => self.released.contains_key(&loc.handle),
-        };
-        if sealed {
-            self.journal.push(pk, ts);
-        }
-    }
-
     /// Apply one logged write (in log order).
     pub fn apply(&mut self, schema: &CollectionSchema, pk_index: usize, record: &WalRecord) {
         match record {
@@ -133,14 +119,16 @@ impl ShardState {
                             handle,
                             row: (base + i) as u32,
                         };
-                        match self.pk_map.get_mut(&pk) {
-                            Some(slot) => {
-                                let old = std::mem::replace(slot, loc);
+                        match self.pk_map.entry(pk) {
+                            Entry::Occupied(mut e) => {
+                                let old = e.insert(loc);
                                 // An overwrite deletes the older row at the new row's timestamp.
-                                self.supersede(pk, old, *ts);
+                                if mark_superseded(&mut self.segments, &self.released, old, *ts) {
+                                    self.journal.push(e.key().clone(), *ts);
+                                }
                             }
-                            None => {
-                                self.pk_map.insert(pk, loc);
+                            Entry::Vacant(e) => {
+                                e.insert(loc);
                             }
                         }
                     }
@@ -152,12 +140,31 @@ impl ShardState {
             }
             WalRecord::Delete { ts, pks } => {
                 for pk in pks {
-                    if let Some((pk, loc)) = self.pk_map.remove_entry(pk) {
-                        self.supersede(pk, loc, *ts);
+                    if let Some((pk, loc)) = self.pk_map.remove_entry(pk)
+                        && mark_superseded(&mut self.segments, &self.released, loc, *ts)
+                    {
+                        self.journal.push(pk, *ts);
                     }
                 }
                 self.applied_ts = self.applied_ts.max(*ts);
             }
         }
+    }
+}
+
+/// The current row of a key (at `loc`) is deleted or overwritten at `ts`: mark it. Returns
+/// whether the row is in a sealed segment (held or released): such deletes are journaled.
+fn mark_superseded(
+    segments: &mut BTreeMap<u64, Segment>,
+    released: &BTreeMap<u64, SegmentMeta>,
+    loc: RowLoc,
+    ts: u64,
+) -> bool {
+    match segments.get_mut(&loc.handle) {
+        Some(seg) => {
+            seg.deleted.mark(loc.row, ts);
+            seg.is_sealed()
+        }
+        None => released.contains_key(&loc.handle),
     }
 }
