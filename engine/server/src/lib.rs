@@ -9,4 +9,5 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod proxy;
+pub mod rpc;
 pub mod standalone;
