@@ -10,4 +10,5 @@ pub mod http;
 pub mod metrics;
 pub mod proxy;
 pub mod rpc;
+pub mod session;
 pub mod standalone;
