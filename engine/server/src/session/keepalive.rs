@@ -135,6 +135,14 @@ impl KeepAlive {
                 Round::Failed(why) => match policy {
                     LossPolicy::FirstFailure => {
                         tracing::warn!(lease_id, %why, "leader lease keep-alive failed: leadership lost");
+                        let _ = lost.send(true);
+                        // We have stopped acting: if etcd is still reachable (a slow answer),
+                        // free the key now rather than making the others wait for the expiry.
+                        let mut c = self.client.clone();
+                        let revoke = tokio::time::timeout(interval, c.lease_revoke(lease_id));
+                        if let Ok(Ok(_)) = revoke.await {
+                            tracing::info!(lease_id, "revoked the lost leader lease");
+                        }
                         break;
                     }
                     LossPolicy::Expiry => {

@@ -285,9 +285,10 @@ async fn etcd_leader_and_session_report_lost_when_etcd_goes_away() {
         .await
         .expect("the leader noticed");
     let leader_noticed = killed.elapsed();
-    // At most two keep-alive intervals: well before the 2 s lease can expire for others.
+    // Typically within one keep-alive interval, and in any case before the lease (renewed at most
+    // one interval before the kill) can have expired for the others.
     assert!(
-        leader_noticed <= 2 * fast().keepalive_interval + Duration::from_millis(200),
+        leader_noticed < fast().leader_ttl - fast().keepalive_interval,
         "leader noticed after {leader_noticed:?}"
     );
     // A session rides out failures until its lease would expire, then reports lost.
@@ -297,7 +298,7 @@ async fn etcd_leader_and_session_report_lost_when_etcd_goes_away() {
     let session_noticed = killed.elapsed();
     assert!(
         session_noticed >= leader_noticed
-            && session_noticed <= fast().session_ttl + Duration::from_millis(500),
+            && session_noticed <= fast().session_ttl + Duration::from_millis(1500),
         "session lost after {session_noticed:?}"
     );
     assert!(leader.is_lost() && session.is_lost());
