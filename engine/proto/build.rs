@@ -1,6 +1,7 @@
 //! Generates the Milvus wire types and the tonic `MilvusService` server and
-//! client from `proto/*.proto` (a verified subset of milvus-proto, see
-//! `check_against_pymilvus.py`).  Needs `protoc` on PATH or in `$PROTOC`
+//! client from `proto/{common,schema,msg,milvus}.proto` (a verified subset of
+//! milvus-proto, see `check_against_pymilvus.py`), and the internal
+//! `ferrovus.internal.Node` service from `proto/internal.proto`.  Needs `protoc` on PATH or in `$PROTOC`
 //! (Debian/Ubuntu: `apt-get install protobuf-compiler`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,5 +27,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // proxy can grow method by method.
         .generate_default_stubs(true)
         .compile_protos(PROTOS, &["proto"])?;
+
+    // The internal role-to-role service: its own generator settings (no Milvus quirks).
+    const INTERNAL: &str = "proto/internal.proto";
+    println!("cargo:rerun-if-changed={INTERNAL}");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .build_transport(false)
+        // Bodies can be tens of MiB (vectors): `bytes::Bytes` avoids copying them.
+        .bytes(".ferrovus.internal.Frame.body")
+        .compile_protos(&[INTERNAL], &["proto"])?;
     Ok(())
 }

@@ -60,8 +60,9 @@ def our_files(protoc: str, proto_dir: Path) -> list[descriptor_pb2.FileDescripto
         if res.returncode != 0:
             sys.exit(f"protoc failed ({' '.join(cmd)}):\n{res.stderr}")
         fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
-    # --include_imports may pull google/protobuf/*; we only check our own files.
-    return [f for f in fds.file if f.name in protos]
+    # --include_imports may pull google/protobuf/*; we only check our own Milvus files
+    # (internal.proto, package ferrovus.internal, is Ferrovus' own role-to-role service).
+    return [f for f in fds.file if f.name in protos and f.package.startswith("milvus.")]
 
 
 class Symbols:

@@ -1,12 +1,14 @@
 //! `ferrovus`: a Milvus-compatible vector database.
 //!
-//! `ferrovus standalone` runs everything in one process with no external services.
+//! `ferrovus standalone` runs everything in one process with no external services;
+//! `ferrovus run <role>` runs one cluster role (coordinator, proxy, streaming, query, data).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use ferrovus_server::config::Config;
+use ferrovus_server::node::{self, NodeError, RoleKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,8 +45,42 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Run one cluster role: metadata in etcd, objects in S3 (see docs/operator.md, "Engine process
+    /// contract"). Serves the internal RPC port (19531) and HTTP /healthz, /readyz, /metrics; a
+    /// proxy also serves the Milvus port.
+    Run {
+        /// The role this process plays.
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
     /// Print the effective configuration (secrets redacted) and exit.
     PrintConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RoleArg {
+    /// Catalogue, TSO, placement; active–standby through an etcd lease.
+    Coordinator,
+    /// The Milvus API: validation, routing, merging.
+    Proxy,
+    /// Owns channels: write-ahead log, growing segments.
+    Streaming,
+    /// Serves sealed segments; delegators of (shard, replica).
+    Query,
+    /// Index builds and compactions.
+    Data,
+}
+
+impl From<RoleArg> for RoleKind {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Coordinator => RoleKind::Coordinator,
+            RoleArg::Proxy => RoleKind::Proxy,
+            RoleArg::Streaming => RoleKind::Streaming,
+            RoleArg::Query => RoleKind::Query,
+            RoleArg::Data => RoleKind::Data,
+        }
+    }
 }
 
 fn init_tracing(cfg: &Config) {
@@ -83,6 +119,15 @@ async fn shutdown_signal() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A role this build does not have fails before anything else: no half-started process that
+    // looks alive.
+    if let Command::Run { role } = cli.command {
+        let kind = RoleKind::from(role);
+        if node::available_role(kind).is_none() {
+            return Err(NodeError::RoleUnavailable(kind))
+                .with_context(|| format!("ferrovus run {kind}"));
+        }
+    }
     let default_file = PathBuf::from("/etc/ferrovus/ferrovus.yaml");
     let file = cli
         .config
@@ -91,6 +136,27 @@ fn main() -> anyhow::Result<()> {
     let mut cfg =
         Config::load(file.as_deref(), std::env::vars()).context("loading configuration")?;
     match cli.command {
+        Command::Run { role } => {
+            let kind = RoleKind::from(role);
+            let Some(role) = node::available_role(kind) else {
+                return Err(NodeError::RoleUnavailable(kind))
+                    .with_context(|| format!("ferrovus run {kind}"));
+            };
+            cfg.validate().context("invalid configuration")?;
+            init_tracing(&cfg);
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                role = %kind,
+                "starting ferrovus run {kind}\n{}",
+                cfg.redacted_yaml()
+            );
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(node::run(cfg, role, shutdown_signal()))
+                .with_context(|| format!("ferrovus run {kind}"))?;
+            Ok(())
+        }
         Command::PrintConfig => {
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, cfg.redacted_yaml().as_bytes())?;
@@ -129,5 +195,38 @@ fn main() -> anyhow::Result<()> {
                 .context("standalone server")?;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_unknown_roles_list_the_valid_ones() {
+        for (name, kind) in [
+            ("coordinator", RoleKind::Coordinator),
+            ("proxy", RoleKind::Proxy),
+            ("streaming", RoleKind::Streaming),
+            ("query", RoleKind::Query),
+            ("data", RoleKind::Data),
+        ] {
+            let cli = Cli::try_parse_from(["ferrovus", "run", name]).unwrap();
+            match cli.command {
+                Command::Run { role } => assert_eq!(RoleKind::from(role), kind),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(kind.as_str(), name);
+        }
+        let e = Cli::try_parse_from(["ferrovus", "run", "indexer"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = e.to_string();
+        assert!(text.contains("indexer"), "{text}");
+        assert!(
+            text.contains("coordinator, proxy, streaming, query, data"),
+            "{text}"
+        );
+        let e = Cli::try_parse_from(["ferrovus", "run"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 }

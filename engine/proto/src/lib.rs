@@ -16,6 +16,8 @@
 //! * [`milvus`]: `milvus.proto.milvus` (requests/responses and the
 //!   `milvus_service_server` / `milvus_service_client` modules).  Server methods
 //!   not overridden answer gRPC `Unimplemented`.
+//! * [`internal`]: `ferrovus.internal`, Ferrovus' own role-to-role service
+//!   (`Node.Call(Frame) -> Frame`); not part of the Milvus API.
 //! * [`status`] and [`codes`]: building `common::Status` the way Milvus does.
 
 /// Lints that fire on prost/tonic generated code; none of it is hand-written.
@@ -57,6 +59,12 @@ generated!(
     /// `milvus.proto.milvus`: `MilvusService` requests, responses, server and client.
     milvus,
     "milvus.proto.milvus"
+);
+
+generated!(
+    /// `ferrovus.internal`: the role-to-role `Node` service (one generic `Call(Frame)` method).
+    internal,
+    "ferrovus.internal"
 );
 
 pub mod codes;

@@ -6,13 +6,24 @@
 //! of the operator contract are aliases: `FERROVUS_DATA_DIR`, `FERROVUS_GRPC_PORT`,
 //! `FERROVUS_HTTP_PORT`, `FERROVUS_LOG_LEVEL`, `FERROVUS_ETCD_ENDPOINTS` (comma-separated),
 //! `FERROVUS_S3_ENDPOINT`, `FERROVUS_S3_BUCKET`, `FERROVUS_S3_REGION`,
-//! `FERROVUS_S3_ACCESS_KEY_ID`, `FERROVUS_S3_SECRET_ACCESS_KEY`.
+//! `FERROVUS_S3_ACCESS_KEY_ID`, `FERROVUS_S3_SECRET_ACCESS_KEY`. `POD_IP` (Kubernetes downward
+//! API) is the default of `cluster.advertise_host`.
+//!
+//! Ports of the cluster roles (`ferrovus run <role>`, see [`Config::internal_port`]): a proxy
+//! serves the Milvus API on `grpc.port` (19530) and the internal RPC service on
+//! `cluster.internal_port` (19531); every other role serves only the internal service, on
+//! `cluster.internal_port` if set, else on `grpc.port` when that is set to anything but the Milvus
+//! default (the operator sets `FERROVUS_GRPC_PORT=19531` on those roles), else on 19531.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ferrovus_core::CoreConfig;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::rpc::{RpcClientConfig, RpcServerConfig};
+use crate::session::RoleKind;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -35,7 +46,84 @@ pub struct Config {
     pub log: LogConfig,
     pub storage: StorageConfig,
     pub meta: MetaConfig,
+    pub cluster: ClusterConfig,
     pub core: CoreConfig,
+}
+
+/// Milvus' gRPC port, the default of `grpc.port`.
+pub const DEFAULT_GRPC_PORT: u16 = 19530;
+/// The internal RPC port of the operator contract.
+pub const DEFAULT_INTERNAL_PORT: u16 = 19531;
+
+/// Settings of the cluster roles (`ferrovus run <role>`); standalone ignores them.
+///
+/// Timings (etcd counts lease TTLs in whole seconds: TTLs are rounded up, and etcd raises any TTL
+/// below ~1.5 s to its minimum, hence the 2 s floor):
+/// * `leader_ttl_ms` 3000, `keepalive_interval_ms` 1000: a coordinator that crashes is replaced
+///   once its lease expires, ≤ 3 s (the standby watches the key and campaigns at once; a graceful
+///   stop resigns, handing over immediately). The leader renews every second and steps down at
+///   the first keep-alive that fails or is not answered within the interval, i.e. at most two
+///   intervals (2 s) after its last renewal, while its lease (≥ 3 s from that renewal) is
+///   certainly still alive for everyone else: the old leader has stopped before a new one can
+///   exist. Hence the rule `2 × keepalive_interval_ms < leader_ttl_ms`.
+/// * `session_ttl_ms` 6000: a node that dies is noticed (and its channels or segments moved)
+///   within 6 s; a live node rides out up to ~5 s of failed renewals (an etcd leader election
+///   takes ~1 s and re-grants leases) before it reports its session lost and exits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Host other nodes use to reach this process (put in its session). Default: `$POD_IP`,
+    /// else `127.0.0.1` (see [`ClusterConfig::advertise_host`]).
+    pub advertise_host: Option<String>,
+    /// Port of the internal RPC server. Unset: see [`Config::internal_port`].
+    pub internal_port: Option<u16>,
+    pub session_ttl_ms: u64,
+    pub leader_ttl_ms: u64,
+    pub keepalive_interval_ms: u64,
+    /// Default deadline of an internal RPC.
+    pub rpc_timeout_ms: u64,
+    pub rpc_connect_timeout_ms: u64,
+    /// On SIGTERM: how long the role may take to hand off its work, and then how long in-flight
+    /// internal RPCs may take, each (below Kubernetes' default 30 s grace period).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            advertise_host: None,
+            internal_port: None,
+            session_ttl_ms: 6000,
+            leader_ttl_ms: 3000,
+            keepalive_interval_ms: 1000,
+            rpc_timeout_ms: 30_000,
+            rpc_connect_timeout_ms: 3000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The advertised host: `advertise_host`, else `127.0.0.1` ([`Config::load`] fills
+    /// `advertise_host` from `POD_IP` when it is not configured).
+    pub fn advertise_host(&self) -> &str {
+        self.advertise_host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("127.0.0.1")
+    }
+
+    pub fn coordination(&self) -> crate::session::CoordinationConfig {
+        crate::session::CoordinationConfig {
+            session_ttl: Duration::from_millis(self.session_ttl_ms),
+            leader_ttl: Duration::from_millis(self.leader_ttl_ms),
+            keepalive_interval: Duration::from_millis(self.keepalive_interval_ms),
+        }
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +203,7 @@ impl Default for Config {
             log: LogConfig::default(),
             storage: StorageConfig::default(),
             meta: MetaConfig::default(),
+            cluster: ClusterConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -124,7 +213,7 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
             listen: "0.0.0.0".into(),
-            port: 19530,
+            port: DEFAULT_GRPC_PORT,
             max_message_bytes: 64 * 1024 * 1024,
         }
     }
@@ -216,7 +305,12 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
             merge(&mut tree, file_tree);
         }
+        let mut pod_ip = None;
         for (k, v) in env {
+            if k == "POD_IP" {
+                pod_ip = Some(v).filter(|ip| !ip.is_empty());
+                continue;
+            }
             let path = if let Some((_, p)) = ALIASES.iter().find(|(a, _)| *a == k) {
                 p.to_string()
             } else if let Some(rest) = k.strip_prefix("FERROVUS_") {
@@ -244,8 +338,11 @@ impl Config {
             set_path(&mut tree, &path, value)
                 .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
         }
-        let cfg: Config =
+        let mut cfg: Config =
             serde_yaml_ng::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if cfg.cluster.advertise_host.is_none() {
+            cfg.cluster.advertise_host = pod_ip;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -267,6 +364,35 @@ impl Config {
                 "core.seal_rows must be positive".into(),
             ));
         }
+        let c = &self.cluster;
+        for (name, ms) in [
+            ("cluster.session_ttl_ms", c.session_ttl_ms),
+            ("cluster.leader_ttl_ms", c.leader_ttl_ms),
+        ] {
+            if ms < 2000 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at least 2000 (etcd's smallest lease), got {ms}"
+                )));
+            }
+            if c.keepalive_interval_ms.saturating_mul(2) >= ms {
+                return Err(ConfigError::Invalid(format!(
+                    "cluster.keepalive_interval_ms ({}) must be less than half of {name} ({ms}), \
+                     so a failed renewal is noticed before the lease expires",
+                    c.keepalive_interval_ms
+                )));
+            }
+        }
+        if c.keepalive_interval_ms < 100 {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.keepalive_interval_ms must be at least 100, got {}",
+                c.keepalive_interval_ms
+            )));
+        }
+        if c.rpc_timeout_ms == 0 || c.rpc_connect_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "cluster.rpc_timeout_ms and cluster.rpc_connect_timeout_ms must be positive".into(),
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
                 "log.format must be text or json, got {:?}",
@@ -274,6 +400,37 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The port of `role`'s internal RPC server:
+    /// 1. `cluster.internal_port` when set (`FERROVUS_CLUSTER__INTERNAL_PORT`), for every role;
+    /// 2. else, on every role but the proxy, `grpc.port` when it is not the Milvus default 19530
+    ///    — those roles serve no Milvus API, so their one gRPC port is the internal one (the
+    ///    operator sets `FERROVUS_GRPC_PORT=19531` there);
+    /// 3. else 19531 (a proxy keeps `grpc.port` for the Milvus API).
+    pub fn internal_port(&self, role: RoleKind) -> u16 {
+        match self.cluster.internal_port {
+            Some(p) => p,
+            None if role != RoleKind::Proxy && self.grpc.port != DEFAULT_GRPC_PORT => {
+                self.grpc.port
+            }
+            None => DEFAULT_INTERNAL_PORT,
+        }
+    }
+
+    pub fn rpc_server_config(&self) -> RpcServerConfig {
+        RpcServerConfig {
+            max_message_bytes: self.grpc.max_message_bytes,
+            ..RpcServerConfig::default()
+        }
+    }
+
+    pub fn rpc_client_config(&self) -> RpcClientConfig {
+        RpcClientConfig {
+            timeout: Duration::from_millis(self.cluster.rpc_timeout_ms),
+            connect_timeout: Duration::from_millis(self.cluster.rpc_connect_timeout_ms),
+            max_message_bytes: self.grpc.max_message_bytes,
+        }
     }
 
     /// YAML with secrets redacted, for the start-up log.
@@ -393,6 +550,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/x.yaml"), "{e}");
+    }
+
+    #[test]
+    fn cluster_settings_and_their_environment() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.cluster, ClusterConfig::default());
+        assert_eq!(c.cluster.advertise_host(), "127.0.0.1");
+        let coord = c.cluster.coordination();
+        assert_eq!(coord.leader_ttl, Duration::from_secs(3));
+        assert_eq!(coord.keepalive_interval, Duration::from_secs(1));
+        assert_eq!(coord.session_ttl, Duration::from_secs(6));
+
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // POD_IP is the default advertised host; an explicit setting wins.
+        let c = Config::load(None, env(&[("POD_IP", "10.1.2.3")])).unwrap();
+        assert_eq!(c.cluster.advertise_host(), "10.1.2.3");
+        let c = Config::load(
+            None,
+            env(&[
+                ("POD_IP", "10.1.2.3"),
+                ("FERROVUS_CLUSTER__ADVERTISE_HOST", "node-7.svc"),
+                ("FERROVUS_CLUSTER__LEADER_TTL_MS", "4000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cluster.advertise_host(), "node-7.svc");
+        assert_eq!(c.cluster.leader_ttl_ms, 4000);
+
+        let e = Config::load(None, env(&[("FERROVUS_CLUSTER__LEADER_TTL_MS", "1000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("leader_ttl_ms"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("FERROVUS_CLUSTER__KEEPALIVE_INTERVAL_MS", "1500")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("keepalive_interval_ms"), "{e}");
+    }
+
+    #[test]
+    fn internal_port_rule() {
+        let env = |pairs: &[(&str, &str)]| -> Config {
+            Config::load(
+                None,
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        // defaults: 19531 for every role; the proxy's Milvus port stays 19530
+        let c = env(&[]);
+        for r in RoleKind::ALL {
+            assert_eq!(c.internal_port(r), 19531, "{r}");
+        }
+        assert_eq!(c.grpc.port, 19530);
+        // the operator contract: FERROVUS_GRPC_PORT=19531 on non-proxy roles, 19530 on proxies
+        let c = env(&[("FERROVUS_GRPC_PORT", "19531")]);
+        assert_eq!(c.internal_port(RoleKind::Query), 19531);
+        let c = env(&[("FERROVUS_GRPC_PORT", "20001")]);
+        assert_eq!(c.internal_port(RoleKind::Streaming), 20001);
+        assert_eq!(c.internal_port(RoleKind::Proxy), 19531);
+        // an explicit internal port wins everywhere
+        let c = env(&[
+            ("FERROVUS_GRPC_PORT", "20001"),
+            ("FERROVUS_CLUSTER__INTERNAL_PORT", "20002"),
+        ]);
+        assert_eq!(c.cluster.internal_port, Some(20002));
+        for r in RoleKind::ALL {
+            assert_eq!(c.internal_port(r), 20002, "{r}");
+        }
     }
 
     #[test]

@@ -42,21 +42,34 @@ pub enum ServeError {
 pub async fn open_stores(
     cfg: &Config,
 ) -> Result<(Arc<dyn MetaStore>, Arc<dyn ObjectStore>), ServeError> {
+    create_data_dir(cfg)?;
+    let meta: Arc<dyn MetaStore> = match cfg.meta.kind {
+        MetaKind::Embedded => Arc::new(RedbMetaStore::open(cfg.data_dir.join("meta.redb")).await?),
+        MetaKind::Etcd => Arc::new(EtcdMetaStore::connect(etcd_config(cfg)).await?),
+    };
+    let objects = open_object_store(cfg).await?;
+    Ok((meta, objects))
+}
+
+pub(crate) fn create_data_dir(cfg: &Config) -> Result<(), ServeError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir {
         path: cfg.data_dir.display().to_string(),
         source,
-    })?;
-    let meta: Arc<dyn MetaStore> = match cfg.meta.kind {
-        MetaKind::Embedded => Arc::new(RedbMetaStore::open(cfg.data_dir.join("meta.redb")).await?),
-        MetaKind::Etcd => {
-            let ec = EtcdConfig::new(
-                cfg.meta.etcd_endpoints.clone(),
-                format!("{}/", cfg.meta.etcd_prefix.trim_end_matches('/')),
-            );
-            Arc::new(EtcdMetaStore::connect(ec).await?)
-        }
-    };
-    let objects: Arc<dyn ObjectStore> = match cfg.storage.kind {
+    })
+}
+
+/// The etcd connection settings of `meta.etcd_*` (the prefix gets a trailing `/`).
+pub fn etcd_config(cfg: &Config) -> EtcdConfig {
+    EtcdConfig::new(
+        cfg.meta.etcd_endpoints.clone(),
+        format!("{}/", cfg.meta.etcd_prefix.trim_end_matches('/')),
+    )
+}
+
+/// The object store of `storage.*` (a local directory under `data_dir`, or S3).
+pub async fn open_object_store(cfg: &Config) -> Result<Arc<dyn ObjectStore>, ServeError> {
+    create_data_dir(cfg)?;
+    Ok(match cfg.storage.kind {
         StorageKind::Local => Arc::new(LocalObjectStore::new(cfg.data_dir.join("objects"))?),
         StorageKind::S3 => {
             let s = &cfg.storage.s3;
@@ -74,8 +87,7 @@ pub async fn open_stores(
                 .await?,
             )
         }
-    };
-    Ok((meta, objects))
+    })
 }
 
 /// tonic answers a request over `grpc.max_message_bytes` with OUT_OF_RANGE, which pymilvus

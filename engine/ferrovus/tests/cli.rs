@@ -1,0 +1,37 @@
+//! The `ferrovus` binary's command line, as a process.
+
+use std::process::{Command, Output};
+
+fn ferrovus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrovus"))
+        .args(args)
+        .env_remove("FERROVUS_CONFIG")
+        .env("FERROVUS_HTTP_PORT", "0")
+        .output()
+        .expect("run ferrovus")
+}
+
+#[test]
+fn run_of_a_role_not_in_this_build_fails_fast_naming_it() {
+    for role in ["coordinator", "proxy", "streaming", "query", "data"] {
+        let out = ferrovus(&["run", role]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{role}: {stderr}");
+        assert!(
+            stderr.contains(&format!("ferrovus run {role}"))
+                && stderr.contains(&format!("the {role} role is not implemented")),
+            "{role}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn run_of_an_unknown_role_lists_the_valid_ones() {
+    let out = ferrovus(&["run", "indexer"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("indexer") && stderr.contains("coordinator, proxy, streaming, query, data"),
+        "{stderr}"
+    );
+}
