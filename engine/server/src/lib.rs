@@ -1,8 +1,9 @@
-//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`]), the HTTP
-//! health/metrics port ([`http`], [`metrics`]), configuration ([`config`]) and the standalone
-//! wiring ([`standalone`]). Errors of this layer are [`error::ApiError`], mapped once to the
+//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`]) over a
+//! [`backend::Backend`], the HTTP health/metrics port ([`http`], [`metrics`]), configuration
+//! ([`config`]) and the standalone wiring ([`standalone`]). Errors of this layer are [`error::ApiError`], mapped once to the
 //! Milvus `Status`.
 
+pub mod backend;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -1,4 +1,4 @@
-//! The Milvus front door: `milvus.proto.milvus.MilvusService` over the core [`Database`].
+//! The Milvus front door: `milvus.proto.milvus.MilvusService` over a [`Backend`].
 //!
 //! Every handler runs through [`Proxy::run`], which times and counts it, turns an
 //! [`ApiError`] into the response's Milvus `Status` (the one place errors are mapped), and
@@ -11,7 +11,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrovus_core::Database;
 use ferrovus_core::database::LoadState;
 use ferrovus_core::request::{QueryRequest as CoreQuery, SearchRequest as CoreSearch};
 use ferrovus_core::schema::DYNAMIC_FIELD_NAME;
@@ -22,6 +21,7 @@ use ferrovus_proto::status;
 use futures::FutureExt;
 use tonic::{Request, Response};
 
+use crate::backend::{Backend, SegmentState};
 use crate::convert::*;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -31,7 +31,7 @@ pub const PROTOCOL_VERSION: &str = "v2.6.0";
 
 #[derive(Clone)]
 pub struct Proxy {
-    db: Arc<Database>,
+    backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
     started: u64,
 }
@@ -149,13 +149,13 @@ fn parse_usize(field: &str, v: &str) -> ApiResult<usize> {
 }
 
 impl Proxy {
-    pub fn new(db: Arc<Database>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>) -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         Proxy {
-            db,
+            backend,
             metrics,
             started,
         }
@@ -202,10 +202,9 @@ impl Proxy {
         Ok(Response::new(reply))
     }
 
-    fn describe(&self, name: &str) -> ApiResult<DescribeCollectionResponse> {
+    async fn describe(&self, name: &str) -> ApiResult<DescribeCollectionResponse> {
         check_name("collection_name", name)?;
-        let c = self.db.collection(name)?;
-        let m = c.meta.read().clone();
+        let m = self.backend.describe_collection(name).await?;
         Ok(DescribeCollectionResponse {
             status: Some(status::success()),
             schema: Some({
@@ -224,7 +223,7 @@ impl Proxy {
             created_timestamp: m.created_ts,
             created_utc_timestamp: ferrovus_core::tso::physical_ms(m.created_ts),
             shards_num: m.num_shards as i32,
-            aliases: self.db.aliases_of(&m.name),
+            aliases: m.aliases.clone(),
             consistency_level: consistency_to(m.consistency),
             collection_name: m.name.clone(),
             properties: m.properties.iter().map(|(k, v)| kv(k, v.clone())).collect(),
@@ -243,7 +242,7 @@ impl Proxy {
         num_rows: u32,
         upsert: bool,
     ) -> ApiResult<MutationResult> {
-        let c = self.db.collection(&collection)?;
+        let c = self.backend.describe_collection(&collection).await?;
         let batch = field_data_to_batch(fields, &c.schema)?;
         if num_rows != 0 && num_rows as usize != batch.num_rows() {
             return Err(ApiError::invalid(
@@ -255,9 +254,9 @@ impl Proxy {
             ));
         }
         let res = if upsert {
-            self.db.upsert(&collection, &partition, batch).await?
+            self.backend.upsert(&collection, &partition, batch).await?
         } else {
-            self.db.insert(&collection, &partition, batch).await?
+            self.backend.insert(&collection, &partition, batch).await?
         };
         self.metrics.rows_inserted(res.insert_count);
         Ok(MutationResult {
@@ -467,7 +466,7 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("AllocTimestamp", async {
             Ok(AllocTimestampResponse {
                 status: Some(status::success()),
-                timestamp: self.db.alloc_timestamp().await?,
+                timestamp: self.backend.alloc_timestamp().await?,
             })
         })
         .await
@@ -540,7 +539,7 @@ impl milvus_service_server::MilvusService for Proxy {
             let schema = schema_from_proto(&r.schema, &r.collection_name)?;
             let shards = usize::try_from(r.shards_num.max(0)).unwrap_or(1);
             let props = kv_map(&r.properties);
-            self.db
+            self.backend
                 .create_collection(schema, shards, consistency_from(r.consistency_level), props)
                 .await?;
             Ok(status::success())
@@ -556,7 +555,7 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("DropCollection", async {
             check_db(&r.db_name)?;
             check_name("collection_name", &r.collection_name)?;
-            self.db.drop_collection(&r.collection_name).await?;
+            self.backend.drop_collection(&r.collection_name).await?;
             Ok(status::success())
         })
         .await
@@ -571,7 +570,7 @@ impl milvus_service_server::MilvusService for Proxy {
             check_db(&r.db_name)?;
             Ok(BoolResponse {
                 status: Some(status::success()),
-                value: self.db.collection(&r.collection_name).is_ok(),
+                value: self.backend.has_collection(&r.collection_name).await?,
             })
         })
         .await
@@ -584,7 +583,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("DescribeCollection", async {
             check_db(&r.db_name)?;
-            self.describe(&r.collection_name)
+            self.describe(&r.collection_name).await
         })
         .await
     }
@@ -600,8 +599,8 @@ impl milvus_service_server::MilvusService for Proxy {
                 status: Some(status::success()),
                 ..Default::default()
             };
-            for c in self.db.list_collections() {
-                let m = c.meta.read();
+            for m in self.backend.list_collections().await? {
+                let loaded = m.load_state == LoadState::Loaded;
                 if !r.collection_names.is_empty() && !r.collection_names.contains(&m.name) {
                     continue;
                 }
@@ -611,8 +610,8 @@ impl milvus_service_server::MilvusService for Proxy {
                 resp.created_utc_timestamps
                     .push(ferrovus_core::tso::physical_ms(m.created_ts));
                 resp.in_memory_percentages
-                    .push(if c.is_loaded() { 100 } else { 0 });
-                resp.query_service_available.push(c.is_loaded());
+                    .push(if loaded { 100 } else { 0 });
+                resp.query_service_available.push(loaded);
                 resp.shards_num.push(m.num_shards as i32);
             }
             Ok(resp)
@@ -627,7 +626,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetCollectionStatistics", async {
             check_db(&r.db_name)?;
-            let n = self.db.row_count(&r.collection_name)?;
+            let n = self.backend.row_count(&r.collection_name, None).await?;
             Ok(GetCollectionStatisticsResponse {
                 status: Some(status::success()),
                 stats: vec![kv("row_count", n.to_string())],
@@ -643,7 +642,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("AlterCollection", async {
             check_db(&r.db_name)?;
-            self.db
+            self.backend
                 .alter_properties(&r.collection_name, kv_map(&r.properties))
                 .await?;
             Ok(status::success())
@@ -659,7 +658,9 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("RenameCollection", async {
             check_db(&r.db_name)?;
             check_db(&r.new_db_name)?;
-            self.db.rename_collection(&r.old_name, &r.new_name).await?;
+            self.backend
+                .rename_collection(&r.old_name, &r.new_name)
+                .await?;
             Ok(status::success())
         })
         .await
@@ -672,7 +673,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("CreatePartition", async {
             check_db(&r.db_name)?;
-            self.db
+            self.backend
                 .create_partition(&r.collection_name, &r.partition_name)
                 .await?;
             Ok(status::success())
@@ -687,7 +688,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("DropPartition", async {
             check_db(&r.db_name)?;
-            self.db
+            self.backend
                 .drop_partition(&r.collection_name, &r.partition_name)
                 .await?;
             Ok(status::success())
@@ -702,10 +703,10 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("HasPartition", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
+            let c = self.backend.describe_collection(&r.collection_name).await?;
             Ok(BoolResponse {
                 status: Some(status::success()),
-                value: c.partition_id(&r.partition_name).is_ok(),
+                value: c.partitions.iter().any(|p| p.name == r.partition_name),
             })
         })
         .await
@@ -718,9 +719,8 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("ShowPartitions", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            let loaded = c.is_loaded();
-            let m = c.meta.read();
+            let m = self.backend.describe_collection(&r.collection_name).await?;
+            let loaded = m.load_state == LoadState::Loaded;
             let mut resp = ShowPartitionsResponse {
                 status: Some(status::success()),
                 ..Default::default()
@@ -749,8 +749,10 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetPartitionStatistics", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            let n = c.count_rows(std::slice::from_ref(&r.partition_name))?;
+            let n = self
+                .backend
+                .row_count(&r.collection_name, Some(&r.partition_name))
+                .await?;
             Ok(GetPartitionStatisticsResponse {
                 status: Some(status::success()),
                 stats: vec![kv("row_count", n.to_string())],
@@ -766,16 +768,10 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("LoadCollection", async {
             check_db(&r.db_name)?;
-            if r.replica_number > 1 {
-                return Err(ApiError::invalid(
-                    "replica_number",
-                    format!(
-                        "standalone serves one replica, got replica_number {}",
-                        r.replica_number
-                    ),
-                ));
-            }
-            self.db.load(&r.collection_name).await?;
+            let replicas = usize::try_from(r.replica_number).unwrap_or(0).max(1);
+            self.backend
+                .load_collection(&r.collection_name, replicas)
+                .await?;
             Ok(status::success())
         })
         .await
@@ -788,11 +784,9 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("LoadPartitions", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            for p in &r.partition_names {
-                c.partition_id(p)?;
-            }
-            self.db.load(&r.collection_name).await?;
+            self.backend
+                .load_partitions(&r.collection_name, &r.partition_names)
+                .await?;
             Ok(status::success())
         })
         .await
@@ -805,7 +799,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("ReleaseCollection", async {
             check_db(&r.db_name)?;
-            self.db.release(&r.collection_name).await?;
+            self.backend.release_collection(&r.collection_name).await?;
             Ok(status::success())
         })
         .await
@@ -818,10 +812,9 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("ReleasePartitions", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            for p in &r.partition_names {
-                c.partition_id(p)?;
-            }
+            self.backend
+                .release_partitions(&r.collection_name, &r.partition_names)
+                .await?;
             Ok(status::success())
         })
         .await
@@ -834,17 +827,11 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetLoadingProgress", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            if !c.is_loaded() {
-                return Err(ferrovus_core::CoreError::CollectionNotLoaded(
-                    r.collection_name.clone(),
-                )
-                .into());
-            }
+            let progress = self.backend.loading_progress(&r.collection_name).await? as i64;
             Ok(GetLoadingProgressResponse {
                 status: Some(status::success()),
-                progress: 100,
-                refresh_progress: 100,
+                progress,
+                refresh_progress: progress,
             })
         })
         .await
@@ -857,16 +844,14 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetLoadState", async {
             check_db(&r.db_name)?;
-            if self.db.collection(&r.collection_name).is_err() {
-                return Ok(GetLoadStateResponse {
-                    status: Some(status::success()),
-                    state: common::LoadState::NotExist as i32,
-                });
-            }
-            let state = match self.db.load_state(&r.collection_name)? {
-                LoadState::Loaded => common::LoadState::Loaded,
-                LoadState::Loading => common::LoadState::Loading,
-                LoadState::NotLoad => common::LoadState::NotLoad,
+            let state = match self.backend.load_state(&r.collection_name).await {
+                Err(ApiError::Core(ferrovus_core::CoreError::CollectionNotFound(_))) => {
+                    common::LoadState::NotExist
+                }
+                Err(e) => return Err(e),
+                Ok(LoadState::Loaded) => common::LoadState::Loaded,
+                Ok(LoadState::Loading) => common::LoadState::Loading,
+                Ok(LoadState::NotLoad) => common::LoadState::NotLoad,
             };
             Ok(GetLoadStateResponse {
                 status: Some(status::success()),
@@ -883,7 +868,9 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("CreateAlias", async {
             check_db(&r.db_name)?;
-            self.db.create_alias(&r.alias, &r.collection_name).await?;
+            self.backend
+                .create_alias(&r.alias, &r.collection_name)
+                .await?;
             Ok(status::success())
         })
         .await
@@ -896,7 +883,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("DropAlias", async {
             check_db(&r.db_name)?;
-            self.db.drop_alias(&r.alias).await?;
+            self.backend.drop_alias(&r.alias).await?;
             Ok(status::success())
         })
         .await
@@ -909,7 +896,9 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("AlterAlias", async {
             check_db(&r.db_name)?;
-            self.db.alter_alias(&r.alias, &r.collection_name).await?;
+            self.backend
+                .alter_alias(&r.alias, &r.collection_name)
+                .await?;
             Ok(status::success())
         })
         .await
@@ -922,7 +911,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("DescribeAlias", async {
             check_db(&r.db_name)?;
-            let target = self.db.alias_target(&r.alias).ok_or_else(|| {
+            let target = self.backend.alias_target(&r.alias).await?.ok_or_else(|| {
                 ApiError::invalid("alias", format!("alias {} not found", r.alias))
             })?;
             Ok(DescribeAliasResponse {
@@ -943,14 +932,17 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("ListAliases", async {
             check_db(&r.db_name)?;
             let aliases = if r.collection_name.is_empty() {
-                self.db
+                self.backend
                     .list_collections()
-                    .iter()
-                    .flat_map(|c| self.db.aliases_of(&c.name()))
+                    .await?
+                    .into_iter()
+                    .flat_map(|c| c.aliases)
                     .collect()
             } else {
-                let c = self.db.collection(&r.collection_name)?;
-                self.db.aliases_of(&c.name())
+                self.backend
+                    .describe_collection(&r.collection_name)
+                    .await?
+                    .aliases
             };
             Ok(ListAliasesResponse {
                 status: Some(status::success()),
@@ -970,7 +962,7 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("CreateIndex", async {
             check_db(&r.db_name)?;
             let params = index_params(&r.extra_params)?;
-            self.db
+            self.backend
                 .create_index(&r.collection_name, &r.field_name, &r.index_name, params)
                 .await?;
             Ok(status::success())
@@ -990,10 +982,15 @@ impl milvus_service_server::MilvusService for Proxy {
             } else {
                 r.index_name.as_str()
             };
-            let list = self.db.describe_indexes(&r.collection_name, name)?;
+            let list = self
+                .backend
+                .describe_indexes(&r.collection_name, name)
+                .await?;
             let descs = list
                 .into_iter()
-                .map(|(s, done, total)| {
+                .map(|i| {
+                    let finished = i.finished();
+                    let (s, done, total) = (i.spec, i.indexed_rows, i.total_rows);
                     let mut params = vec![
                         kv("index_type", s.index_type.as_str()),
                         kv("metric_type", s.metric.as_str()),
@@ -1014,7 +1011,6 @@ impl milvus_service_server::MilvusService for Proxy {
                     if !user.is_empty() {
                         params.push(kv("params", serde_json::Value::Object(user).to_string()));
                     }
-                    let finished = done >= total;
                     IndexDescription {
                         index_name: s.index_name,
                         index_id: s.index_id,
@@ -1052,8 +1048,11 @@ impl milvus_service_server::MilvusService for Proxy {
             } else {
                 r.index_name.as_str()
             };
-            let list = self.db.describe_indexes(&r.collection_name, name)?;
-            let finished = list.iter().all(|(_, d, t)| d >= t);
+            let list = self
+                .backend
+                .describe_indexes(&r.collection_name, name)
+                .await?;
+            let finished = list.iter().all(|i| i.finished());
             Ok(GetIndexStateResponse {
                 status: Some(status::success()),
                 state: if finished {
@@ -1079,8 +1078,13 @@ impl milvus_service_server::MilvusService for Proxy {
             } else {
                 r.index_name.as_str()
             };
-            let list = self.db.describe_indexes(&r.collection_name, name)?;
-            let (d, t) = list.iter().fold((0, 0), |(a, b), (_, d, t)| (a + d, b + t));
+            let list = self
+                .backend
+                .describe_indexes(&r.collection_name, name)
+                .await?;
+            let (d, t) = list
+                .iter()
+                .fold((0, 0), |(a, b), i| (a + i.indexed_rows, b + i.total_rows));
             Ok(GetIndexBuildProgressResponse {
                 status: Some(status::success()),
                 indexed_rows: d as i64,
@@ -1097,7 +1101,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("DropIndex", async {
             check_db(&r.db_name)?;
-            self.db
+            self.backend
                 .drop_index(&r.collection_name, &r.field_name, &r.index_name)
                 .await?;
             Ok(status::success())
@@ -1153,14 +1157,12 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("Delete", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
             let params = template_values(&r.expr_template_values);
+            // pymilvus returns a dict with delete_count only when the response carries no IDs.
             let res = self
-                .db
+                .backend
                 .delete(&r.collection_name, &r.partition_name, &r.expr, &params)
                 .await?;
-            // pymilvus returns a dict with delete_count only when the response carries no IDs.
-            let _ = &c;
             Ok(MutationResult {
                 status: Some(status::success()),
                 delete_cnt: res.delete_count as i64,
@@ -1178,15 +1180,12 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("Search", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
+            let c = self.backend.describe_collection(&r.collection_name).await?;
             let req = self.search_params(&r)?;
             let round = kv_get(&r.search_params, "round_decimal")
                 .and_then(|v| v.trim().parse::<i32>().ok())
                 .unwrap_or(-1);
-            let db = self.db.clone();
-            let res = tokio::task::spawn_blocking(move || db.search(&req))
-                .await
-                .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))??;
+            let res = self.backend.search(req).await?;
             let mut scores: Vec<f32> = res.scores.iter().flatten().copied().collect();
             if round >= 0 {
                 let f = 10f32.powi(round.min(6));
@@ -1215,7 +1214,7 @@ impl milvus_service_server::MilvusService for Proxy {
                     primary_field_name: c.schema.primary_field().name.clone(),
                     ..Default::default()
                 }),
-                collection_name: c.name(),
+                collection_name: c.name.clone(),
                 session_ts: r.guarantee_timestamp,
             })
         })
@@ -1239,7 +1238,7 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("Query", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
+            let c = self.backend.describe_collection(&r.collection_name).await?;
             let limit = kv_get(&r.query_params, "limit")
                 .map(|v| parse_usize("limit", v))
                 .transpose()?;
@@ -1257,10 +1256,7 @@ impl milvus_service_server::MilvusService for Proxy {
                 offset,
                 guarantee_ts: r.guarantee_timestamp,
             };
-            let db = self.db.clone();
-            let res = tokio::task::spawn_blocking(move || db.query(&req))
-                .await
-                .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))??;
+            let res = self.backend.query(req).await?;
             if let Some(count) = res.count {
                 return Ok(QueryResults {
                     status: Some(status::success()),
@@ -1274,7 +1270,7 @@ impl milvus_service_server::MilvusService for Proxy {
                         })),
                         ..Default::default()
                     }],
-                    collection_name: c.name(),
+                    collection_name: c.name.clone(),
                     output_fields: vec!["count(*)".into()],
                     primary_field_name: c.schema.primary_field().name.clone(),
                     ..Default::default()
@@ -1297,7 +1293,7 @@ impl milvus_service_server::MilvusService for Proxy {
             Ok(QueryResults {
                 status: Some(status::success()),
                 fields_data,
-                collection_name: c.name(),
+                collection_name: c.name.clone(),
                 output_fields: output_fields.collect(),
                 primary_field_name: c.schema.primary_field().name.clone(),
                 ..Default::default()
@@ -1319,21 +1315,21 @@ impl milvus_service_server::MilvusService for Proxy {
                 ..Default::default()
             };
             for name in &r.collection_names {
-                self.db.flush(name).await?;
-                let c = self.db.collection(name)?;
-                let ids: Vec<i64> = c
-                    .shards
-                    .iter()
-                    .flat_map(|s| s.segment_infos())
-                    .filter(|s| s.3)
-                    .map(|s| s.0)
+                self.backend.flush(name).await?;
+                let ids: Vec<i64> = self
+                    .backend
+                    .segments(name)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.state == SegmentState::Sealed)
+                    .map(|s| s.segment_id)
                     .collect();
                 resp.coll_seg_i_ds
                     .insert(name.clone(), ps::LongArray { data: ids.clone() });
                 resp.flush_coll_seg_i_ds
                     .insert(name.clone(), ps::LongArray { data: ids });
                 resp.coll_flush_ts
-                    .insert(name.clone(), self.db.alloc_timestamp().await?);
+                    .insert(name.clone(), self.backend.alloc_timestamp().await?);
             }
             Ok(resp)
         })
@@ -1348,7 +1344,7 @@ impl milvus_service_server::MilvusService for Proxy {
         self.run("GetFlushState", async {
             check_db(&r.db_name)?;
             if !r.collection_name.is_empty() {
-                self.db.collection(&r.collection_name)?;
+                self.backend.describe_collection(&r.collection_name).await?;
             }
             // Flush is synchronous: once Flush answered, its data is persisted.
             Ok(GetFlushStateResponse {
@@ -1366,23 +1362,24 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetPersistentSegmentInfo", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            let infos = c
-                .shards
-                .iter()
-                .enumerate()
-                .flat_map(|(i, s)| s.segment_infos().into_iter().map(move |x| (i, x)))
-                .map(|(i, (id, pid, rows, sealed))| PersistentSegmentInfo {
-                    segment_id: id,
-                    collection_id: c.id(),
-                    partition_id: pid,
-                    num_rows: rows as i64,
-                    state: if sealed {
-                        common::SegmentState::Flushed
-                    } else {
-                        common::SegmentState::Growing
+            let infos = self
+                .backend
+                .segments(&r.collection_name)
+                .await?
+                .into_iter()
+                .map(|s| PersistentSegmentInfo {
+                    segment_id: s.segment_id,
+                    collection_id: s.collection_id,
+                    partition_id: s.partition_id,
+                    num_rows: s.num_rows as i64,
+                    state: match s.state {
+                        SegmentState::Sealed => common::SegmentState::Flushed,
+                        SegmentState::Growing => common::SegmentState::Growing,
                     } as i32,
-                    insert_channel: format!("ferrovus-dml_{i}_{}v{i}", c.id()),
+                    insert_channel: format!(
+                        "ferrovus-dml_{}_{}v{}",
+                        s.shard, s.collection_id, s.shard
+                    ),
                     ..Default::default()
                 })
                 .collect();
@@ -1401,23 +1398,22 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetQuerySegmentInfo", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            let infos = c
-                .shards
-                .iter()
-                .flat_map(|s| s.segment_infos())
-                .map(|(id, pid, rows, sealed)| QuerySegmentInfo {
-                    segment_id: id,
-                    collection_id: c.id(),
-                    partition_id: pid,
-                    num_rows: rows as i64,
-                    node_id: 1,
-                    node_ids: vec![1],
-                    state: if sealed {
-                        common::SegmentState::Sealed
-                    } else {
-                        common::SegmentState::Growing
+            let infos = self
+                .backend
+                .segments(&r.collection_name)
+                .await?
+                .into_iter()
+                .map(|s| QuerySegmentInfo {
+                    segment_id: s.segment_id,
+                    collection_id: s.collection_id,
+                    partition_id: s.partition_id,
+                    num_rows: s.num_rows as i64,
+                    node_id: s.node_ids.first().copied().unwrap_or_default(),
+                    state: match s.state {
+                        SegmentState::Sealed => common::SegmentState::Sealed,
+                        SegmentState::Growing => common::SegmentState::Growing,
                     } as i32,
+                    node_ids: s.node_ids,
                     ..Default::default()
                 })
                 .collect();
@@ -1436,26 +1432,33 @@ impl milvus_service_server::MilvusService for Proxy {
         let r = r.into_inner();
         self.run("GetReplicas", async {
             check_db(&r.db_name)?;
-            let c = self.db.collection(&r.collection_name)?;
-            let m = c.meta.read().clone();
+            let replicas = self.backend.replicas(&r.collection_name).await?;
             Ok(GetReplicasResponse {
                 status: Some(status::success()),
-                replicas: vec![ReplicaInfo {
-                    replica_id: 1,
-                    collection_id: m.id,
-                    partition_ids: m.partitions.iter().map(|p| p.id).collect(),
-                    shard_replicas: (0..m.num_shards)
-                        .map(|s| ShardReplica {
-                            leader_id: 1,
-                            leader_addr: "localhost".into(),
-                            dm_channel_name: format!("ferrovus-dml_{s}_{}v{s}", m.id),
-                            node_ids: vec![1],
-                        })
-                        .collect(),
-                    node_ids: vec![1],
-                    resource_group_name: "__default_resource_group".into(),
-                    ..Default::default()
-                }],
+                replicas: replicas
+                    .into_iter()
+                    .map(|g| ReplicaInfo {
+                        replica_id: g.replica_id,
+                        collection_id: g.collection_id,
+                        partition_ids: g.partition_ids,
+                        shard_replicas: g
+                            .shards
+                            .into_iter()
+                            .map(|s| ShardReplica {
+                                leader_id: s.leader_id,
+                                leader_addr: s.leader_addr,
+                                dm_channel_name: format!(
+                                    "ferrovus-dml_{}_{}v{}",
+                                    s.shard, g.collection_id, s.shard
+                                ),
+                                node_ids: s.node_ids,
+                            })
+                            .collect(),
+                        node_ids: g.node_ids,
+                        resource_group_name: g.resource_group,
+                        ..Default::default()
+                    })
+                    .collect(),
             })
         })
         .await
@@ -1466,7 +1469,9 @@ impl milvus_service_server::MilvusService for Proxy {
         _r: Request<GetMetricsRequest>,
     ) -> Result<Response<GetMetricsResponse>, tonic::Status> {
         self.run("GetMetrics", async {
-            let (collections, rows, segments, memory) = self.db.totals();
+            let t = self.backend.totals().await?;
+            let (collections, rows, segments, memory) =
+                (t.collections, t.rows, t.segments, t.memory_bytes);
             let body = serde_json::json!({ "collections": collections, "rows": rows, "segments": segments, "memory_bytes": memory });
             Ok(GetMetricsResponse { status: Some(status::success()), response: body.to_string(), component_name: "standalone".into() })
         })
@@ -1477,17 +1482,18 @@ impl milvus_service_server::MilvusService for Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::LocalBackend;
     use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
 
     async fn proxy() -> Proxy {
-        let db = Database::open(
+        let db = ferrovus_core::Database::open(
             Arc::new(MemoryMetaStore::default()),
             Arc::new(MemoryObjectStore::default()),
             ferrovus_core::CoreConfig::default(),
         )
         .await
         .unwrap();
-        Proxy::new(db, Arc::new(Metrics::new()))
+        Proxy::new(Arc::new(LocalBackend::new(db)), Arc::new(Metrics::new()))
     }
 
     #[tokio::test]
