@@ -553,3 +553,178 @@ impl Backend for LocalBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrovus_core::request::{IndexType, MetricType};
+    use ferrovus_core::schema::{DataType, FieldSchema};
+    use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
+    use ferrovus_core::value::Column;
+
+    async fn backend() -> LocalBackend {
+        let db = Database::open(
+            Arc::new(MemoryMetaStore::default()),
+            Arc::new(MemoryObjectStore::default()),
+            ferrovus_core::CoreConfig::default(),
+        )
+        .await
+        .unwrap();
+        LocalBackend::new(db)
+    }
+
+    fn schema() -> CollectionSchema {
+        CollectionSchema {
+            name: "c".into(),
+            description: String::new(),
+            fields: vec![
+                FieldSchema::new("id", DataType::Int64).primary(false),
+                FieldSchema::new("v", DataType::FloatVector).with_dim(2),
+            ],
+            enable_dynamic_field: false,
+        }
+    }
+
+    fn code(e: ApiError) -> i32 {
+        e.code()
+    }
+
+    #[tokio::test]
+    async fn the_catalogue_is_plain_data() {
+        let b = backend().await;
+        b.create_collection(schema(), 2, Consistency::Strong, BTreeMap::new())
+            .await
+            .unwrap();
+        b.create_partition("c", "p").await.unwrap();
+        b.create_alias("a", "c").await.unwrap();
+        let c = b.describe_collection("a").await.unwrap();
+        assert_eq!((c.name.as_str(), c.num_shards), ("c", 2));
+        assert_eq!(c.aliases, ["a"]);
+        assert_eq!(
+            c.partitions
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["_default", "p"]
+        );
+        assert_eq!(c.load_state, LoadState::NotLoad);
+        assert_eq!(c.consistency, Consistency::Strong);
+        assert!(b.has_collection("a").await.unwrap());
+        assert!(!b.has_collection("nope").await.unwrap());
+        assert_eq!(b.alias_target("a").await.unwrap().as_deref(), Some("c"));
+        assert_eq!(
+            b.list_collections().await.unwrap(),
+            std::slice::from_ref(&c)
+        );
+        assert_eq!(
+            code(b.describe_collection("nope").await.unwrap_err()),
+            ferrovus_proto::codes::COLLECTION_NOT_FOUND
+        );
+
+        // Loading needs an index; standalone serves one replica.
+        assert_eq!(
+            code(b.load_collection("c", 1).await.unwrap_err()),
+            ferrovus_proto::codes::PARAMETER_INVALID
+        );
+        assert_eq!(
+            b.load_collection("c", 2).await.unwrap_err().to_string(),
+            "invalid parameter[replica_number]: standalone serves one replica, got replica_number 2"
+        );
+        assert_eq!(
+            code(b.loading_progress("c").await.unwrap_err()),
+            ferrovus_proto::codes::COLLECTION_NOT_LOADED
+        );
+        let params: BTreeMap<String, String> = [
+            ("index_type".to_string(), "HNSW".to_string()),
+            ("metric_type".to_string(), "L2".to_string()),
+        ]
+        .into();
+        b.create_index("c", "v", "", params).await.unwrap();
+        let idx = b.describe_indexes("c", "v").await.unwrap();
+        assert_eq!(idx.len(), 1);
+        assert_eq!(
+            (idx[0].spec.index_type, idx[0].spec.metric),
+            (IndexType::Hnsw, MetricType::L2)
+        );
+        assert!(idx[0].finished());
+        assert_eq!(
+            code(
+                b.load_partitions("c", &["nope".to_string()])
+                    .await
+                    .unwrap_err()
+            ),
+            ferrovus_proto::codes::PARTITION_NOT_FOUND
+        );
+        b.load_partitions("c", &["p".to_string()]).await.unwrap();
+        assert_eq!(b.load_state("c").await.unwrap(), LoadState::Loaded);
+        assert_eq!(b.loading_progress("c").await.unwrap(), 100);
+        b.release_partitions("c", &["p".to_string()]).await.unwrap();
+        assert_eq!(b.load_state("c").await.unwrap(), LoadState::Loaded);
+        b.release_collection("c").await.unwrap();
+        assert_eq!(b.load_state("c").await.unwrap(), LoadState::NotLoad);
+
+        let replicas = b.replicas("c").await.unwrap();
+        assert_eq!(replicas.len(), 1);
+        assert_eq!(replicas[0].collection_id, c.id);
+        assert_eq!(
+            replicas[0].partition_ids,
+            c.partitions.iter().map(|p| p.id).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            replicas[0]
+                .shards
+                .iter()
+                .map(|s| s.shard)
+                .collect::<Vec<_>>(),
+            [0, 1]
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_segments_and_totals() {
+        let b = backend().await;
+        b.create_collection(schema(), 1, Consistency::Bounded, BTreeMap::new())
+            .await
+            .unwrap();
+        let rows = RowBatch {
+            columns: vec![
+                ("id".into(), Column::Int(vec![1, 2, 3])),
+                (
+                    "v".into(),
+                    Column::FloatVector {
+                        dim: 2,
+                        data: vec![0.0, 1.0, 1.0, 0.0, 1.0, 1.0],
+                    },
+                ),
+            ],
+        };
+        let res = b.insert("c", "", rows).await.unwrap();
+        assert_eq!(res.insert_count, 3);
+        let growing = b.segments("c").await.unwrap();
+        assert!(!growing.is_empty());
+        assert!(growing.iter().all(|s| s.state == SegmentState::Growing));
+        b.flush("c").await.unwrap();
+        let sealed = b.segments("c").await.unwrap();
+        assert!(sealed.iter().any(|s| s.state == SegmentState::Sealed));
+        let c = b.describe_collection("c").await.unwrap();
+        assert!(
+            sealed
+                .iter()
+                .all(|s| s.collection_id == c.id && s.shard == 0)
+        );
+        assert_eq!(b.row_count("c", None).await.unwrap(), 3);
+        assert_eq!(b.row_count("c", Some("_default")).await.unwrap(), 3);
+        assert_eq!(
+            code(b.row_count("c", Some("nope")).await.unwrap_err()),
+            ferrovus_proto::codes::PARTITION_NOT_FOUND
+        );
+        let del = b
+            .delete("c", "", "id in [1]", &HashMap::new())
+            .await
+            .unwrap();
+        assert_eq!(del.delete_count, 1);
+        let t = b.totals().await.unwrap();
+        assert_eq!((t.collections, t.rows), (1, 2));
+        assert!(b.alloc_timestamp().await.unwrap() > res.timestamp);
+    }
+}

@@ -363,4 +363,90 @@ mod tests {
                 .contains("$meta")
         );
     }
+
+    fn long_column(name: &str, v: Vec<i64>) -> ps::FieldData {
+        ps::FieldData {
+            field_name: name.into(),
+            field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                data: Some(ps::scalar_field::Data::LongData(ps::LongArray { data: v })),
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn request_rows_are_checked_against_num_rows_and_the_schema() {
+        let s = CollectionSchema {
+            name: "c".into(),
+            description: String::new(),
+            fields: vec![
+                FieldSchema::new("id", DataType::Int64).primary(false),
+                FieldSchema::new("v", DataType::FloatVector).with_dim(2),
+            ],
+            enable_dynamic_field: false,
+        };
+        let rows = rows_from_request(vec![long_column("id", vec![1, 2])], 2, &s).unwrap();
+        assert_eq!(rows.num_rows(), 2);
+        // 0: the client did not say.
+        assert!(rows_from_request(vec![long_column("id", vec![1, 2])], 0, &s).is_ok());
+        let e = rows_from_request(vec![long_column("id", vec![1, 2])], 3, &s).unwrap_err();
+        assert_eq!(e.code(), ferrovus_proto::codes::PARAMETER_INVALID);
+        assert_eq!(
+            e.to_string(),
+            "invalid parameter[num_rows]: num_rows is 3 but the columns have 2 rows"
+        );
+        let no_data = ps::FieldData {
+            field_name: "id".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            rows_from_request(vec![no_data], 0, &s)
+                .unwrap_err()
+                .to_string(),
+            "invalid parameter[id]: field id has no data"
+        );
+        let odd_vector = ps::FieldData {
+            field_name: "v".into(),
+            field: Some(ps::field_data::Field::Vectors(ps::VectorField {
+                dim: 2,
+                data: Some(ps::vector_field::Data::FloatVector(ps::FloatArray {
+                    data: vec![1.0, 2.0, 3.0],
+                })),
+            })),
+            ..Default::default()
+        };
+        assert_eq!(
+            rows_from_request(vec![odd_vector], 0, &s)
+                .unwrap_err()
+                .to_string(),
+            "invalid parameter[v]: vector field v: 3 values is not a multiple of dim 2"
+        );
+    }
+
+    #[test]
+    fn mutation_replies() {
+        let res = CoreMutation {
+            ids: vec![PrimaryKey::Int(4), PrimaryKey::Int(5)],
+            timestamp: 99,
+            insert_count: 2,
+            delete_count: 0,
+            upsert_count: 2,
+        };
+        let w = write_reply(&res);
+        assert_eq!(w.succ_index, [0, 1]);
+        assert_eq!((w.insert_cnt, w.upsert_cnt, w.timestamp), (2, 2, 99));
+        assert_eq!(
+            w.i_ds.unwrap().id_field,
+            Some(ps::i_ds::IdField::IntId(ps::LongArray { data: vec![4, 5] }))
+        );
+        let d = delete_reply(&CoreMutation {
+            delete_count: 2,
+            ..res
+        });
+        assert_eq!((d.delete_cnt, d.timestamp), (2, 99));
+        assert!(
+            d.i_ds.is_none(),
+            "pymilvus reports delete_count only without IDs"
+        );
+    }
 }

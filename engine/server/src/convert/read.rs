@@ -318,6 +318,8 @@ pub fn parse_placeholder_group(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::kv;
+    use ferrovus_proto::codes;
     use ferrovus_proto::common::PlaceholderValue;
 
     #[test]
@@ -358,5 +360,303 @@ mod tests {
         let empty = PlaceholderGroup::default();
         assert!(parse_placeholder_group(&empty.encode_to_vec()).is_err());
         assert!(parse_placeholder_group(b"\xff\xff\xff").is_err());
+    }
+
+    fn vectors(vs: &[&[f32]]) -> Vec<u8> {
+        PlaceholderGroup {
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: PlaceholderType::FloatVector as i32,
+                values: vs
+                    .iter()
+                    .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                    .collect(),
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn search(params: &[(&str, &str)]) -> SearchRequest {
+        SearchRequest {
+            collection_name: "c".into(),
+            partition_names: vec!["p".into()],
+            dsl: "id > 1".into(),
+            output_fields: vec!["id".into()],
+            guarantee_timestamp: 9,
+            search_params: params.iter().map(|(k, v)| kv(k, *v)).collect(),
+            search_input: Some(search_request::SearchInput::PlaceholderGroup(vectors(&[
+                &[1.0, 2.0],
+                &[3.0, 4.0],
+            ]))),
+            ..Default::default()
+        }
+    }
+
+    fn search_error(params: &[(&str, &str)]) -> (i32, String) {
+        let e = parse_search(&search(params)).unwrap_err();
+        (e.code(), e.to_string())
+    }
+
+    #[test]
+    fn search_parameters() {
+        let plan = parse_search(&search(&[
+            ("topk", "10"),
+            ("offset", "2"),
+            ("metric_type", "L2"),
+            (
+                "params",
+                r#"{"metric_type": "IP", "ef": "64", "radius": 0.5, "range_filter": 0.9}"#,
+            ),
+            ("ignore_growing", "True"),
+            ("anns_field", "v"),
+            ("round_decimal", "3"),
+        ]))
+        .unwrap();
+        let r = &plan.request;
+        assert_eq!((r.limit, r.offset, r.ef), (10, 2, Some(64)));
+        assert_eq!(
+            r.metric,
+            Some(MetricType::Ip),
+            "params override the top-level metric"
+        );
+        assert_eq!((r.radius, r.range_filter), (Some(0.5), Some(0.9)));
+        assert!(r.ignore_growing);
+        assert_eq!(r.anns_field.as_deref(), Some("v"));
+        assert_eq!((r.num_queries, r.vectors.len()), (2, 4));
+        assert_eq!((r.collection.as_str(), r.filter.as_str()), ("c", "id > 1"));
+        assert_eq!(
+            (r.partitions.as_slice(), r.guarantee_ts),
+            (&["p".to_string()][..], 9)
+        );
+        assert_eq!(plan.round_decimal, 3);
+        // `limit` stands for `topk`; the rest defaults.
+        let plan = parse_search(&search(&[("limit", "5"), ("metric_type", "")])).unwrap();
+        assert_eq!((plan.request.limit, plan.request.offset), (5, 0));
+        assert_eq!((plan.request.metric, plan.request.ef), (None, None));
+        assert!(!plan.request.ignore_growing);
+        assert_eq!(plan.round_decimal, -1);
+    }
+
+    #[test]
+    fn bad_search_parameters_are_clear_errors() {
+        let invalid = codes::PARAMETER_INVALID;
+        assert_eq!(
+            search_error(&[]),
+            (
+                invalid,
+                "invalid parameter[topk]: search_params has no topk".into()
+            )
+        );
+        assert_eq!(
+            search_error(&[("topk", "-1")]),
+            (
+                invalid,
+                r#"invalid parameter[topk]: topk must be a non-negative integer, got "-1""#.into()
+            )
+        );
+        assert_eq!(
+            search_error(&[("topk", "3"), ("offset", "x")]),
+            (
+                invalid,
+                r#"invalid parameter[offset]: offset must be a non-negative integer, got "x""#
+                    .into()
+            )
+        );
+        let (code, msg) = search_error(&[("topk", "3"), ("params", "{bad")]);
+        assert_eq!(code, invalid);
+        assert!(
+            msg.starts_with(
+                r#"invalid parameter[params]: search params must be JSON, got "{bad": "#
+            ),
+            "{msg}"
+        );
+        assert_eq!(
+            search_error(&[("topk", "3"), ("params", r#"{"ef": 0}"#)]),
+            (
+                invalid,
+                "invalid parameter[ef]: ef must be in [1, 32768], got 0".into()
+            )
+        );
+        assert_eq!(
+            search_error(&[("topk", "3"), ("params", r#"{"ef": 40000}"#)]),
+            (
+                invalid,
+                "invalid parameter[ef]: ef must be in [1, 32768], got 40000".into()
+            )
+        );
+        assert_eq!(
+            search_error(&[("topk", "3"), ("params", r#"{"ef": "many"}"#)]),
+            (
+                invalid,
+                r#"invalid parameter[ef]: ef must be a positive integer, got "many""#.into()
+            )
+        );
+        assert_eq!(
+            search_error(&[("topk", "3"), ("metric_type", "HAMMING")]),
+            (
+                invalid,
+                r#"invalid metric_type: unsupported metric type "HAMMING"; expected one of L2, IP, COSINE"#
+                    .into()
+            )
+        );
+        let mut by_ids = search(&[("topk", "3")]);
+        by_ids.search_input = Some(search_request::SearchInput::Ids(ps::IDs::default()));
+        let e = parse_search(&by_ids).unwrap_err();
+        assert_eq!(e.code(), codes::UNIMPLEMENTED);
+        assert_eq!(
+            e.to_string(),
+            "search by primary keys is not implemented by Ferrovus yet"
+        );
+        let mut none = search(&[("topk", "3")]);
+        none.search_input = None;
+        assert_eq!(
+            parse_search(&none).unwrap_err().to_string(),
+            "invalid parameter[data]: no query vectors in the request"
+        );
+        let mut ragged = search(&[("topk", "3")]);
+        ragged.search_input = Some(search_request::SearchInput::PlaceholderGroup(vectors(&[
+            &[1.0, 2.0],
+            &[3.0],
+        ])));
+        assert_eq!(
+            parse_search(&ragged).unwrap_err().to_string(),
+            "invalid parameter[data]: query vector 1 has dim 1, the first has 2"
+        );
+    }
+
+    #[test]
+    fn query_parameters() {
+        let mut r = QueryRequest {
+            collection_name: "c".into(),
+            expr: "id in [1, 2]".into(),
+            output_fields: vec!["*".into()],
+            guarantee_timestamp: 4,
+            ..Default::default()
+        };
+        let q = parse_query(&r).unwrap();
+        assert_eq!((q.limit, q.offset, q.guarantee_ts), (None, 0, 4));
+        assert_eq!(q.filter, "id in [1, 2]");
+        r.query_params = vec![kv("limit", "10"), kv("offset", "5")];
+        let q = parse_query(&r).unwrap();
+        assert_eq!((q.limit, q.offset), (Some(10), 5));
+        r.query_params = vec![kv("limit", "ten")];
+        let e = parse_query(&r).unwrap_err();
+        assert_eq!(e.code(), codes::PARAMETER_INVALID);
+        assert_eq!(
+            e.to_string(),
+            r#"invalid parameter[limit]: limit must be a non-negative integer, got "ten""#
+        );
+        r.query_params = vec![kv("offset", "-5")];
+        assert_eq!(
+            parse_query(&r).unwrap_err().to_string(),
+            r#"invalid parameter[offset]: offset must be a non-negative integer, got "-5""#
+        );
+    }
+
+    fn info() -> CollectionInfo {
+        use ferrovus_core::schema::{DataType, FieldSchema};
+        CollectionInfo {
+            id: 1,
+            name: "c".into(),
+            schema: CollectionSchema {
+                name: "c".into(),
+                description: String::new(),
+                fields: vec![
+                    FieldSchema::new("id", DataType::VarChar).primary(false),
+                    FieldSchema::new("v", DataType::FloatVector).with_dim(2),
+                ],
+                enable_dynamic_field: true,
+            },
+            num_shards: 1,
+            partitions: vec![],
+            aliases: vec![],
+            indexes: vec![],
+            load_state: ferrovus_core::database::LoadState::Loaded,
+            properties: Default::default(),
+            consistency: Default::default(),
+            created_ts: 0,
+        }
+    }
+
+    fn meta(rows: &[serde_json::Value]) -> ferrovus_core::request::OutputColumn {
+        ferrovus_core::request::OutputColumn {
+            name: DYNAMIC_FIELD_NAME.into(),
+            field_id: 0,
+            data_type: ferrovus_core::schema::DataType::Json,
+            is_dynamic: true,
+            column: ferrovus_core::value::Column::Json(rows.to_vec()),
+        }
+    }
+
+    fn json_rows(f: &ps::FieldData) -> Vec<serde_json::Value> {
+        match &f.field {
+            Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                data: Some(ps::scalar_field::Data::JsonData(a)),
+            })) => a
+                .data
+                .iter()
+                .map(|b| serde_json::from_slice(b).unwrap())
+                .collect(),
+            other => panic!("not JSON: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_results_round_scores_and_keep_requested_dynamic_keys() {
+        use ferrovus_core::value::PrimaryKey;
+        let res = SearchResult {
+            num_queries: 2,
+            topk: 1,
+            ids: vec![vec![PrimaryKey::Str("a".into())], vec![]],
+            scores: vec![vec![0.123_456], vec![]],
+            fields: vec![meta(&[serde_json::json!({"x": 1, "y": 2})])],
+        };
+        let out = search_results(&info(), res, &["x".to_string()], 2, 7);
+        let data = out.results.unwrap();
+        assert_eq!(data.scores, [0.12]);
+        assert_eq!(data.topks, [1, 0]);
+        assert_eq!(
+            json_rows(&data.fields_data[0]),
+            [serde_json::json!({"x": 1})]
+        );
+        assert_eq!(data.primary_field_name, "id");
+        assert_eq!((out.collection_name.as_str(), out.session_ts), ("c", 7));
+        // No hits: empty IDs of the primary key's kind.
+        let empty = search_results(&info(), SearchResult::default(), &[], -1, 0);
+        assert_eq!(
+            empty.results.unwrap().ids.unwrap().id_field,
+            Some(ps::i_ds::IdField::StrId(ps::StringArray::default()))
+        );
+    }
+
+    #[test]
+    fn query_results_list_dynamic_keys_and_count() {
+        let res = QueryResult {
+            num_rows: 1,
+            fields: vec![meta(&[serde_json::json!({"x": 1, "y": 2})])],
+            count: None,
+        };
+        let out = query_results(&info(), res.clone(), &["x".into(), "v".into()]);
+        assert_eq!(out.output_fields, ["x"]);
+        assert_eq!(
+            json_rows(&out.fields_data[0]),
+            [serde_json::json!({"x": 1})]
+        );
+        let all = query_results(&info(), res, &["*".into()]);
+        assert_eq!(
+            json_rows(&all.fields_data[0]),
+            [serde_json::json!({"x": 1, "y": 2})]
+        );
+        let count = query_results(
+            &info(),
+            QueryResult {
+                count: Some(3),
+                ..Default::default()
+            },
+            &["count(*)".into()],
+        );
+        assert_eq!(count.output_fields, ["count(*)"]);
+        assert_eq!(count.fields_data[0].field_name, "count(*)");
     }
 }
