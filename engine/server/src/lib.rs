@@ -1,7 +1,8 @@
-//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`]) over a
-//! [`backend::Backend`], the HTTP health/metrics port ([`http`], [`metrics`]), configuration
-//! ([`config`]) and the standalone wiring ([`standalone`]). Errors of this layer are [`error::ApiError`], mapped once to the
-//! Milvus `Status`.
+//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`], with the wire
+//! conversions in [`convert`]) over a [`backend::Backend`], the HTTP health/metrics port
+//! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
+//! ([`standalone`]). Errors of this layer are [`error::ApiError`], mapped once to the Milvus
+//! `Status`.
 
 pub mod backend;
 pub mod config;

@@ -1,6 +1,6 @@
 //! The Milvus front door: `milvus.proto.milvus.MilvusService` over a [`Backend`].
 //!
-//! Every handler runs through [`Proxy::run`], which times and counts it, turns an
+//! Every handler runs through `Proxy::run`, which times and counts it, turns an
 //! [`ApiError`] into the response's Milvus `Status` (the one place errors are mapped), and
 //! catches a panic in a handler so it is logged and answered as an internal error instead of
 //! tearing down the connection.
