@@ -1,11 +1,13 @@
-//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`]), the HTTP
-//! health/metrics port ([`http`], [`metrics`]), configuration ([`config`]) and the standalone
-//! wiring ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and
-//! leader election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]).
+//! Ferrovus server roles over the core: the Milvus gRPC front door ([`proxy`], with the wire
+//! conversions in [`convert`]) over a [`backend::Backend`], the HTTP health/metrics port
+//! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
+//! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
+//! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
 
+pub mod backend;
 pub mod config;
 pub mod convert;
 pub mod error;

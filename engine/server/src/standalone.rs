@@ -14,6 +14,7 @@ use ferrovus_storage::{
 };
 use thiserror::Error;
 
+use crate::backend::LocalBackend;
 use crate::config::{Config, MetaKind, StorageKind};
 use crate::http::{Health, router};
 use crate::metrics::Metrics;
@@ -157,7 +158,8 @@ pub async fn run(
             addr: grpc_addr.to_string(),
             source,
         })?;
-    let service = MilvusServiceServer::new(Proxy::new(db.clone(), metrics.clone()))
+    let backend = Arc::new(LocalBackend::new(db.clone()));
+    let service = MilvusServiceServer::new(Proxy::new(backend, metrics.clone()))
         .max_decoding_message_size(cfg.grpc.max_message_bytes)
         .max_encoding_message_size(cfg.grpc.max_message_bytes);
     health.ready.store(true, Ordering::SeqCst);

@@ -1,176 +1,58 @@
-//! Conversions between the Milvus wire types and the core's types. Pure functions, unit-tested.
+//! Row data: request columns → core row batches, result columns and primary keys → wire, filter
+//! template values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use ferrovus_core::request::{Consistency, OutputColumn};
-use ferrovus_core::schema::{CollectionSchema, DataType, FieldSchema};
+use ferrovus_core::request::{MutationResult as CoreMutation, OutputColumn};
+use ferrovus_core::schema::{CollectionSchema, DataType};
 use ferrovus_core::value::{Column, PrimaryKey, RowBatch};
-use ferrovus_proto::common::{ConsistencyLevel, KeyValuePair, PlaceholderGroup, PlaceholderType};
+use ferrovus_proto::milvus::MutationResult;
 use ferrovus_proto::schema as ps;
-use prost::Message;
+use ferrovus_proto::status;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
-pub fn kv_get<'a>(params: &'a [KeyValuePair], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| kv.value.as_str())
-}
-
-pub fn kv_map(params: &[KeyValuePair]) -> BTreeMap<String, String> {
-    params
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect()
-}
-
-pub fn kv(key: &str, value: impl Into<String>) -> KeyValuePair {
-    KeyValuePair {
-        key: key.to_string(),
-        value: value.into(),
-    }
-}
-
-/// Decode the serialized `CollectionSchema` of a CreateCollection request.
-pub fn schema_from_proto(
-    bytes: &[u8],
-    collection_name: &str,
-) -> Result<CollectionSchema, ApiError> {
-    let s = ps::CollectionSchema::decode(bytes)
-        .map_err(|e| ApiError::invalid("schema", format!("cannot decode CollectionSchema: {e}")))?;
-    let mut fields = Vec::with_capacity(s.fields.len());
-    for f in &s.fields {
-        let dt = DataType::from_code(f.data_type).ok_or_else(|| {
-            ApiError::invalid(
-                &f.name,
-                format!(
-                    "data type {} of field {} is not supported by Ferrovus",
-                    ps::DataType::try_from(f.data_type)
-                        .map(|d| d.as_str_name().to_string())
-                        .unwrap_or(f.data_type.to_string()),
-                    f.name
-                ),
-            )
-        })?;
-        let mut fs = FieldSchema::new(f.name.clone(), dt);
-        fs.field_id = f.field_id;
-        fs.description = f.description.clone();
-        fs.is_primary = f.is_primary_key;
-        fs.auto_id = f.auto_id || (f.is_primary_key && s.auto_id);
-        fs.is_dynamic = f.is_dynamic;
-        fs.nullable = f.nullable;
-        if f.nullable && !f.is_dynamic {
-            return Err(ApiError::invalid(
-                &f.name,
-                format!("nullable fields are not supported yet (field {})", f.name),
-            ));
-        }
-        for tp in &f.type_params {
-            match tp.key.as_str() {
-                "dim" => {
-                    fs.dim = Some(tp.value.trim().parse().map_err(|_| {
-                        ApiError::invalid(
-                            &f.name,
-                            format!(
-                                "dim of field {} must be an integer, got {:?}",
-                                f.name, tp.value
-                            ),
-                        )
-                    })?);
-                }
-                "max_length" => {
-                    fs.max_length = Some(tp.value.trim().parse().map_err(|_| {
-                        ApiError::invalid(
-                            &f.name,
-                            format!(
-                                "max_length of field {} must be an integer, got {:?}",
-                                f.name, tp.value
-                            ),
-                        )
-                    })?);
-                }
-                _ => {}
-            }
-        }
-        fields.push(fs);
-    }
-    let name = if s.name.is_empty() {
-        collection_name.to_string()
-    } else {
-        s.name.clone()
-    };
-    if !collection_name.is_empty() && name != collection_name {
+/// The rows of an Insert or Upsert request, checked against the schema and against the
+/// request's `num_rows` (0: not given).
+pub fn rows_from_request(
+    fields: Vec<ps::FieldData>,
+    num_rows: u32,
+    schema: &CollectionSchema,
+) -> ApiResult<RowBatch> {
+    let batch = field_data_to_batch(fields, schema)?;
+    if num_rows != 0 && num_rows as usize != batch.num_rows() {
         return Err(ApiError::invalid(
-            "collection_name",
-            format!("collection name {collection_name} does not match the schema's name {name}"),
+            "num_rows",
+            format!(
+                "num_rows is {num_rows} but the columns have {} rows",
+                batch.num_rows()
+            ),
         ));
     }
-    // All field ids 0 → let the core number them; otherwise keep the client's.
-    if fields.iter().all(|f| f.field_id == 0) {
-        for f in &mut fields {
-            f.field_id = 0;
-        }
-    }
-    Ok(CollectionSchema {
-        name,
-        description: s.description,
-        fields,
-        enable_dynamic_field: s.enable_dynamic_field,
-    })
+    Ok(batch)
 }
 
-pub fn schema_to_proto(s: &CollectionSchema) -> ps::CollectionSchema {
-    ps::CollectionSchema {
-        name: s.name.clone(),
-        description: s.description.clone(),
-        auto_id: s.primary_field().auto_id,
-        enable_dynamic_field: s.enable_dynamic_field,
-        fields: s
-            .fields
-            .iter()
-            .map(|f| {
-                let mut type_params = Vec::new();
-                if let Some(d) = f.dim {
-                    type_params.push(kv("dim", d.to_string()));
-                }
-                if let Some(l) = f.max_length {
-                    type_params.push(kv("max_length", l.to_string()));
-                }
-                ps::FieldSchema {
-                    field_id: f.field_id,
-                    name: f.name.clone(),
-                    is_primary_key: f.is_primary,
-                    description: f.description.clone(),
-                    data_type: f.data_type.code(),
-                    type_params,
-                    auto_id: f.auto_id,
-                    is_dynamic: f.is_dynamic,
-                    nullable: f.nullable,
-                    ..Default::default()
-                }
-            })
-            .collect(),
+/// The reply to Insert and Upsert: the keys written, in request order.
+pub fn write_reply(res: &CoreMutation) -> MutationResult {
+    MutationResult {
+        status: Some(status::success()),
+        i_ds: Some(ids_to_proto(&res.ids)),
+        succ_index: (0..res.insert_count as u32).collect(),
+        insert_cnt: res.insert_count as i64,
+        upsert_cnt: res.upsert_count as i64,
+        timestamp: res.timestamp,
         ..Default::default()
     }
 }
 
-pub fn consistency_from(level: i32) -> Consistency {
-    match ConsistencyLevel::try_from(level) {
-        Ok(ConsistencyLevel::Strong) => Consistency::Strong,
-        Ok(ConsistencyLevel::Session) => Consistency::Session,
-        Ok(ConsistencyLevel::Eventually) => Consistency::Eventually,
-        _ => Consistency::Bounded,
+/// The reply to Delete. It carries no IDs: pymilvus reports `delete_count` only then.
+pub fn delete_reply(res: &CoreMutation) -> MutationResult {
+    MutationResult {
+        status: Some(status::success()),
+        delete_cnt: res.delete_count as i64,
+        timestamp: res.timestamp,
+        ..Default::default()
     }
-}
-
-pub fn consistency_to(c: Consistency) -> i32 {
-    (match c {
-        Consistency::Strong => ConsistencyLevel::Strong,
-        Consistency::Session => ConsistencyLevel::Session,
-        Consistency::Bounded => ConsistencyLevel::Bounded,
-        Consistency::Eventually => ConsistencyLevel::Eventually,
-    }) as i32
 }
 
 /// Convert request `FieldData` columns into a core `RowBatch`, checking each column against
@@ -357,58 +239,6 @@ pub fn empty_ids(schema: &CollectionSchema) -> ps::IDs {
         }
     }
 }
-
-/// Parse a serialized `PlaceholderGroup` of float vectors into (row-major data, nq, dim).
-pub fn parse_placeholder_group(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ApiError> {
-    let g = PlaceholderGroup::decode(bytes).map_err(|e| {
-        ApiError::invalid(
-            "placeholder_group",
-            format!("cannot decode PlaceholderGroup: {e}"),
-        )
-    })?;
-    let ph = g
-        .placeholders
-        .first()
-        .ok_or_else(|| ApiError::invalid("data", "no query vectors in the request"))?;
-    if ph.r#type != PlaceholderType::FloatVector as i32 {
-        let name = PlaceholderType::try_from(ph.r#type)
-            .map(|t| t.as_str_name().to_string())
-            .unwrap_or(ph.r#type.to_string());
-        return Err(ApiError::invalid(
-            "data",
-            format!("placeholder type {name} is not supported; only FloatVector queries are"),
-        ));
-    }
-    if ph.values.is_empty() {
-        return Err(ApiError::invalid("data", "no query vectors in the request"));
-    }
-    let first_len = ph.values[0].len();
-    if first_len == 0 || first_len % 4 != 0 {
-        return Err(ApiError::invalid(
-            "data",
-            format!("query vector byte length {first_len} is not a positive multiple of 4"),
-        ));
-    }
-    let dim = first_len / 4;
-    let mut data = Vec::with_capacity(dim * ph.values.len());
-    for (i, v) in ph.values.iter().enumerate() {
-        if v.len() != first_len {
-            return Err(ApiError::invalid(
-                "data",
-                format!(
-                    "query vector {i} has dim {}, the first has {dim}",
-                    v.len() / 4
-                ),
-            ));
-        }
-        data.extend(
-            v.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
-    }
-    Ok((data, ph.values.len(), dim))
-}
-
 /// Convert `expr_template_values` into JSON values for the expression compiler.
 pub fn template_values(
     map: &HashMap<String, ps::TemplateValue>,
@@ -449,74 +279,10 @@ pub fn template_values(
     }
     map.iter().map(|(k, v)| (k.clone(), val(v))).collect()
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrovus_proto::common::PlaceholderValue;
-
-    #[test]
-    fn placeholder_group_round_trip_and_errors() {
-        let v1: Vec<u8> = [1.0f32, 2.0, 3.0]
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        let v2: Vec<u8> = [4.0f32, 5.0, 6.0]
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        let g = PlaceholderGroup {
-            placeholders: vec![PlaceholderValue {
-                tag: "$0".into(),
-                r#type: PlaceholderType::FloatVector as i32,
-                values: vec![v1, v2.clone()],
-                ..Default::default()
-            }],
-        };
-        let (data, nq, dim) = parse_placeholder_group(&g.encode_to_vec()).unwrap();
-        assert_eq!((nq, dim), (2, 3));
-        assert_eq!(data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let bad = PlaceholderGroup {
-            placeholders: vec![PlaceholderValue {
-                tag: "$0".into(),
-                r#type: PlaceholderType::FloatVector as i32,
-                values: vec![v2, vec![0; 8]],
-                ..Default::default()
-            }],
-        };
-        assert!(
-            parse_placeholder_group(&bad.encode_to_vec())
-                .unwrap_err()
-                .to_string()
-                .contains("query vector 1")
-        );
-        let empty = PlaceholderGroup::default();
-        assert!(parse_placeholder_group(&empty.encode_to_vec()).is_err());
-        assert!(parse_placeholder_group(b"\xff\xff\xff").is_err());
-    }
-
-    #[test]
-    fn schema_round_trip() {
-        let s = CollectionSchema {
-            name: "c".into(),
-            description: "d".into(),
-            fields: vec![
-                FieldSchema::new("id", DataType::Int64).primary(true),
-                FieldSchema::new("t", DataType::VarChar).with_max_length(20),
-                FieldSchema::new("v", DataType::FloatVector).with_dim(8),
-            ],
-            enable_dynamic_field: true,
-        }
-        .validate_and_normalize()
-        .unwrap();
-        let p = schema_to_proto(&s);
-        let back = schema_from_proto(&p.encode_to_vec(), "c")
-            .unwrap()
-            .validate_and_normalize()
-            .unwrap();
-        assert_eq!(back, s);
-        assert!(schema_from_proto(&p.encode_to_vec(), "other").is_err());
-    }
+    use ferrovus_core::schema::FieldSchema;
 
     #[test]
     fn field_data_conversion() {
@@ -595,6 +361,92 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("$meta")
+        );
+    }
+
+    fn long_column(name: &str, v: Vec<i64>) -> ps::FieldData {
+        ps::FieldData {
+            field_name: name.into(),
+            field: Some(ps::field_data::Field::Scalars(ps::ScalarField {
+                data: Some(ps::scalar_field::Data::LongData(ps::LongArray { data: v })),
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn request_rows_are_checked_against_num_rows_and_the_schema() {
+        let s = CollectionSchema {
+            name: "c".into(),
+            description: String::new(),
+            fields: vec![
+                FieldSchema::new("id", DataType::Int64).primary(false),
+                FieldSchema::new("v", DataType::FloatVector).with_dim(2),
+            ],
+            enable_dynamic_field: false,
+        };
+        let rows = rows_from_request(vec![long_column("id", vec![1, 2])], 2, &s).unwrap();
+        assert_eq!(rows.num_rows(), 2);
+        // 0: the client did not say.
+        assert!(rows_from_request(vec![long_column("id", vec![1, 2])], 0, &s).is_ok());
+        let e = rows_from_request(vec![long_column("id", vec![1, 2])], 3, &s).unwrap_err();
+        assert_eq!(e.code(), ferrovus_proto::codes::PARAMETER_INVALID);
+        assert_eq!(
+            e.to_string(),
+            "invalid parameter[num_rows]: num_rows is 3 but the columns have 2 rows"
+        );
+        let no_data = ps::FieldData {
+            field_name: "id".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            rows_from_request(vec![no_data], 0, &s)
+                .unwrap_err()
+                .to_string(),
+            "invalid parameter[id]: field id has no data"
+        );
+        let odd_vector = ps::FieldData {
+            field_name: "v".into(),
+            field: Some(ps::field_data::Field::Vectors(ps::VectorField {
+                dim: 2,
+                data: Some(ps::vector_field::Data::FloatVector(ps::FloatArray {
+                    data: vec![1.0, 2.0, 3.0],
+                })),
+            })),
+            ..Default::default()
+        };
+        assert_eq!(
+            rows_from_request(vec![odd_vector], 0, &s)
+                .unwrap_err()
+                .to_string(),
+            "invalid parameter[v]: vector field v: 3 values is not a multiple of dim 2"
+        );
+    }
+
+    #[test]
+    fn mutation_replies() {
+        let res = CoreMutation {
+            ids: vec![PrimaryKey::Int(4), PrimaryKey::Int(5)],
+            timestamp: 99,
+            insert_count: 2,
+            delete_count: 0,
+            upsert_count: 2,
+        };
+        let w = write_reply(&res);
+        assert_eq!(w.succ_index, [0, 1]);
+        assert_eq!((w.insert_cnt, w.upsert_cnt, w.timestamp), (2, 2, 99));
+        assert_eq!(
+            w.i_ds.unwrap().id_field,
+            Some(ps::i_ds::IdField::IntId(ps::LongArray { data: vec![4, 5] }))
+        );
+        let d = delete_reply(&CoreMutation {
+            delete_count: 2,
+            ..res
+        });
+        assert_eq!((d.delete_cnt, d.timestamp), (2, 99));
+        assert!(
+            d.i_ds.is_none(),
+            "pymilvus reports delete_count only without IDs"
         );
     }
 }
