@@ -7,6 +7,7 @@
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
 
+pub mod api;
 pub mod backend;
 pub mod config;
 pub mod convert;
