@@ -11,9 +11,10 @@
 //!   swapped in atomically; `deltas`: deletes from delta objects and the owner's journal.
 //! - `worker`, `delegator`: the reads; `coverage`: exactly-once coverage of a shard read.
 //! - `hold`: one shard's segments, reads in flight, the watermark lock.
+//! - `role`: [`QueryRole`], `ferrovus run query`.
 //!
-//! [`QueryNode::new`] builds a node for any process: `ferrovus run query` (with remote
-//! [`Nodes`]) or standalone (with in-process [`Nodes`]).
+//! [`QueryNode::new`] builds a node for any process: `ferrovus run query` (through
+//! [`QueryRole`], with remote [`Nodes`]) or standalone (with in-process [`Nodes`]).
 
 mod coverage;
 mod delegator;
@@ -22,6 +23,7 @@ mod hold;
 mod indexes;
 mod load;
 mod metrics;
+mod role;
 mod spec;
 mod sync;
 mod worker;
@@ -41,6 +43,7 @@ use tokio::task::AbortHandle;
 
 use self::hold::ShardHold;
 use self::metrics::QueryMetrics;
+pub use self::role::QueryRole;
 use crate::api::{
     ChannelRoute, CollectionRecord, Delegation, Hit, NodeId, Nodes, QueryApi, SegmentTarget,
     SegmentsQueryReq, SegmentsSearchReq, ShardQueryReq, ShardQueryResp, ShardSearchReq,

@@ -5,6 +5,7 @@
 
 mod delegator;
 mod load;
+mod role;
 mod sync;
 mod worker;
 
