@@ -257,6 +257,7 @@ impl Inner {
         .map_err(|e| ClusterError::Internal(format!("joining segment {sid}: {e}")))?;
         hold.add(sid, rows, attached.clone());
         drop(_pull);
+        self.update_gauges();
 
         self.metrics
             .segment_loads

@@ -110,6 +110,7 @@ struct Inner {
     draining: AtomicBool,
     stop: watch::Sender<bool>,
     sync_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    gauges: Mutex<()>,
 }
 
 impl QueryNode {
@@ -143,6 +144,7 @@ impl QueryNode {
                 draining: AtomicBool::new(false),
                 stop: watch::channel(false).0,
                 sync_task: Mutex::new(None),
+                gauges: Mutex::new(()),
             }),
         }
     }
@@ -229,6 +231,8 @@ impl Inner {
 
     /// Gauges that follow what is held.
     fn update_gauges(&self) {
+        // One update at a time, so an older count never overwrites a newer one.
+        let _one = self.gauges.lock();
         let holds: Vec<Arc<ShardHold>> = self.holds.read().values().cloned().collect();
         let (mut segs, mut rows) = (0usize, 0usize);
         for h in &holds {

@@ -29,6 +29,17 @@ async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Await `/readyz` answering `code` (the role mirrors the node's status asynchronously).
+async fn readyz(addr: &str, code: u16, what: &str) {
+    let r = tokio::time::timeout(Duration::from_secs(20), async {
+        while http_get(addr, "/readyz").await.map(|r| r.0) != Some(code) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "{what}: {:?}", http_get(addr, "/readyz").await);
+}
+
 async fn serve(rpc: RpcServer) -> (crate::rpc::RunningRpcServer, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = rpc.spawn(listener).unwrap();
@@ -101,26 +112,24 @@ async fn the_query_role_process_loads_serves_over_rpc_and_drains() {
             r.addr == info.grpc_address
         })
         .await;
-    let (code, body) = http_get(&info.http_address, "/readyz").await.unwrap();
-    assert_eq!(code, 200, "registered, nothing assigned: ready ({body})");
+    readyz(
+        &info.http_address,
+        200,
+        "registered, nothing assigned: ready",
+    )
+    .await;
 
     // A segment is assigned: not ready until it is loaded (over RPC: deletes from the owner).
     owner.arm_gate();
     let ck = owner.checkpoint().await;
     coord.set_target(vec![collection(vec![])], vec![target(&s1, &ck)], vec![]);
     owner.gate.held.notified().await;
-    let (code, body) = http_get(&info.http_address, "/readyz").await.unwrap();
-    assert_eq!(code, 503);
+    readyz(&info.http_address, 503, "not ready while its segment loads").await;
+    let (_, body) = http_get(&info.http_address, "/readyz").await.unwrap();
     assert!(body.contains("loading segments"), "{body}");
     owner.open_gate();
     coord.until_loaded(info.node_id, &[s1.segment_id]).await;
-    let ready = tokio::time::timeout(Duration::from_secs(20), async {
-        while http_get(&info.http_address, "/readyz").await.map(|r| r.0) != Some(200) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    assert!(ready.is_ok(), "ready once its segment is loaded");
+    readyz(&info.http_address, 200, "ready once its segment is loaded").await;
     let (_, metrics) = http_get(&info.http_address, "/metrics").await.unwrap();
     assert!(
         metrics.contains("ferrovus_querynode_segments_loaded 1"),
