@@ -169,11 +169,17 @@ impl Inner {
             .await
             .map_err(|_| ClusterError::Unavailable("the query node is stopping".into()))?;
         let target = self.current_target();
-        let (Some(seg_target), Some(coll)) = (
-            target.segments.get(&key).cloned(),
-            target.collections.get(&cid).cloned(),
-        ) else {
-            return Ok(()); // no longer wanted (or the collection record is missing)
+        let Some(seg_target) = target.segments.get(&key).cloned() else {
+            return Ok(()); // no longer wanted
+        };
+        let Some(coll) = target.collections.get(&cid).cloned() else {
+            // Retried at the next target (the coordinator sends the record with it).
+            tracing::warn!(
+                collection_id = cid,
+                segment_id = sid,
+                "segment assigned without its collection record; not loading it"
+            );
+            return Ok(());
         };
         let started = Instant::now();
         let meta = &seg_target.record.meta;
