@@ -2,7 +2,8 @@
 //! conversions in [`convert`]) over a [`backend::Backend`], the HTTP health/metrics port
 //! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
 //! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
-//! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]).
+//! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]); the role
+//! contracts ([`api`]) and the roles: the query node ([`querynode`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
@@ -16,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod proxy;
+pub mod querynode;
 pub mod rpc;
 pub mod session;
 pub mod standalone;
