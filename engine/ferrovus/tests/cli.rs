@@ -13,7 +13,7 @@ fn ferrovus(args: &[&str]) -> Output {
 
 #[test]
 fn run_of_a_role_not_in_this_build_fails_fast_naming_it() {
-    for role in ["coordinator", "proxy", "streaming", "query", "data"] {
+    for role in ["coordinator", "streaming", "query", "data"] {
         let out = ferrovus(&["run", role]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{role}: {stderr}");
@@ -23,6 +23,17 @@ fn run_of_a_role_not_in_this_build_fails_fast_naming_it() {
             "{role}: {stderr}"
         );
     }
+}
+
+#[test]
+fn run_proxy_needs_etcd() {
+    let out = ferrovus(&["run", "proxy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ferrovus run proxy") && stderr.contains("meta.kind: etcd"),
+        "{stderr}"
+    );
 }
 
 #[test]

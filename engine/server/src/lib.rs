@@ -2,13 +2,15 @@
 //! conversions in [`convert`]) over a [`backend::Backend`], the HTTP health/metrics port
 //! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
 //! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
-//! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]).
+//! election ([`session`]), the role-process skeleton of `ferrovus run` ([`node`]) and the
+//! proxy's backend over the other roles ([`cluster`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
 
 pub mod api;
 pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod error;
