@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use crate::collection::{Collection, CollectionMeta, DEFAULT_PARTITION, PartitionMeta};
 use crate::config::CoreConfig;
 use crate::error::{CoreError, Result};
+use crate::plan;
 use crate::request::*;
 use crate::schema::{CollectionSchema, DataType, validate_name};
 use crate::shard::{MetaCheckpointStore, Shard, ShardEnv};
@@ -597,17 +598,11 @@ impl Database {
         upsert: bool,
     ) -> Result<MutationResult> {
         let c = self.collection(collection)?;
-        let partition = if partition.is_empty() {
-            DEFAULT_PARTITION
-        } else {
-            partition
-        };
-        let pid = c.partition_id(partition)?;
+        let pid = plan::write_partition_id(&c.meta.read().partitions, partition)?;
         let n = rows.num_rows();
-        let pk_field = c.schema.primary_field();
-        let needs_ids = pk_field.auto_id && rows.column(&pk_field.name).is_none();
-        let auto = if needs_ids && n > 0 {
-            Some(self.ids.alloc(n as u32).await?)
+        let wanted = plan::auto_id_count(&c.schema, &rows);
+        let auto = if wanted > 0 {
+            Some(self.ids.alloc(wanted as u32).await?)
         } else {
             None
         };
@@ -631,19 +626,18 @@ impl Database {
         params: &HashMap<String, serde_json::Value>,
     ) -> Result<MutationResult> {
         let c = self.collection(collection)?;
-        if filter.trim().is_empty() {
-            return Err(CoreError::invalid(
-                "expr",
-                "delete needs a filter expression or primary keys",
-            ));
-        }
-        let plan = c.compile_filter(filter, params)?;
-        let parts: Vec<String> = if partition.is_empty() {
-            vec![]
-        } else {
-            vec![partition.to_string()]
+        let p = plan::plan_delete(&c.schema, filter, params)?;
+        let pks = match p.keys {
+            Some(keys) => keys,
+            None => {
+                let parts: Vec<String> = if partition.is_empty() {
+                    vec![]
+                } else {
+                    vec![partition.to_string()]
+                };
+                c.matching_pks(&p.plan, &parts)?
+            }
         };
-        let pks = c.matching_pks(&plan, &parts)?;
         self.delete_pks(&c, pks).await
     }
 

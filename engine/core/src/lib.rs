@@ -16,6 +16,7 @@ pub mod error;
 pub mod expr;
 pub mod keys;
 pub mod pks;
+pub mod plan;
 pub mod read;
 pub mod request;
 pub mod schema;

@@ -34,6 +34,17 @@ fn run_of_a_role_not_in_this_build_fails_fast_naming_it() {
 }
 
 #[test]
+fn run_proxy_needs_etcd() {
+    let out = ferrovus(&["run", "proxy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ferrovus run proxy") && stderr.contains("meta.kind: etcd"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn run_of_an_unknown_role_lists_the_valid_ones() {
     let out = ferrovus(&["run", "indexer"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

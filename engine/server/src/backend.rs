@@ -116,10 +116,41 @@ pub struct Totals {
     pub memory_bytes: usize,
 }
 
+/// Who answers the Milvus API: what Connect, GetComponentStates and GetMetrics report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    pub node_id: i64,
+    /// The component's role: `standalone`, or `proxy` in a cluster.
+    pub role: String,
+    /// `STANDALONE` or `CLUSTER`.
+    pub deploy_mode: String,
+}
+
+impl ServerIdentity {
+    /// The one process of standalone.
+    pub fn standalone() -> Self {
+        ServerIdentity {
+            node_id: 1,
+            role: "standalone".into(),
+            deploy_mode: "STANDALONE".into(),
+        }
+    }
+}
+
 /// Everything the Milvus handlers need from the database. Collection arguments accept a name
 /// or an alias.
 #[async_trait]
 pub trait Backend: Send + Sync {
+    // Identity and health (defaults: standalone, always healthy).
+
+    fn identity(&self) -> ServerIdentity {
+        ServerIdentity::standalone()
+    }
+    /// Why the server cannot serve right now; empty when healthy.
+    async fn unhealthy_reasons(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     // Collections.
 
     /// Creating an existing collection with an identical schema is a no-op (as in Milvus).

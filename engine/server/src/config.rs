@@ -49,6 +49,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Query nodes (`ferrovus run query`, and the query node inside standalone).
     pub query: QueryNodeConfig,
+    pub proxy: ProxyConfig,
     pub core: CoreConfig,
 }
 
@@ -152,6 +153,33 @@ impl Default for QueryNodeConfig {
     }
 }
 
+/// Settings of the cluster's proxy role (`ferrovus run proxy`); standalone ignores them.
+///
+/// * `retry_deadline_ms` 10000: how long one Milvus request may keep retrying the cluster
+///   conditions a hand-off causes (a channel moving to a new owner, a delegator replaced, the
+///   coordinator electing a new leader) before it answers a retriable `ServiceUnavailable`.
+///   Longer than a coordinator takeover (~3 s) plus a channel recovery.
+/// * `catalog_watch_ms` 5000: how long one long poll for catalogue changes waits on the
+///   coordinator (below `cluster.rpc_timeout_ms`); changes are seen at once either way.
+/// * `id_block` 10000: auto ids fetched from the coordinator at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub retry_deadline_ms: u64,
+    pub catalog_watch_ms: u64,
+    pub id_block: u32,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            retry_deadline_ms: 10_000,
+            catalog_watch_ms: 5_000,
+            id_block: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
@@ -231,6 +259,7 @@ impl Default for Config {
             meta: MetaConfig::default(),
             cluster: ClusterConfig::default(),
             query: QueryNodeConfig::default(),
+            proxy: ProxyConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -431,6 +460,20 @@ impl Config {
                 "query.sync_wait_ms ({}) must be less than cluster.rpc_timeout_ms ({}): the \
                  long poll must answer before the call times out",
                 q.sync_wait_ms, c.rpc_timeout_ms
+            )));
+        }
+        let p = &self.proxy;
+        if p.retry_deadline_ms == 0 || p.catalog_watch_ms == 0 || p.id_block == 0 {
+            return Err(ConfigError::Invalid(
+                "proxy.retry_deadline_ms, proxy.catalog_watch_ms and proxy.id_block must be positive"
+                    .into(),
+            ));
+        }
+        if p.catalog_watch_ms >= c.rpc_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "proxy.catalog_watch_ms ({}) must be less than cluster.rpc_timeout_ms ({}): the \
+                 long poll would time out",
+                p.catalog_watch_ms, c.rpc_timeout_ms
             )));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -689,6 +732,32 @@ mod tests {
         for r in RoleKind::ALL {
             assert_eq!(c.internal_port(r), 20002, "{r}");
         }
+    }
+
+    #[test]
+    fn proxy_settings() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.proxy, ProxyConfig::default());
+        assert_eq!(c.proxy.retry_deadline_ms, 10_000);
+        let c = Config::load(
+            None,
+            vec![(
+                "FERROVUS_PROXY__RETRY_DEADLINE_MS".to_string(),
+                "2500".to_string(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.proxy.retry_deadline_ms, 2500);
+        let e = Config::load(
+            None,
+            vec![(
+                "FERROVUS_PROXY__CATALOG_WATCH_MS".to_string(),
+                "60000".to_string(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("catalog_watch_ms"), "{e}");
     }
 
     #[test]

@@ -6,10 +6,17 @@ use ferrovus_proto::common::Status;
 use ferrovus_proto::status;
 use thiserror::Error;
 
+use crate::rpc::ClusterError;
+
 #[derive(Debug, Error)]
 pub enum ApiError {
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// A cluster condition (a node unreachable, a route or term stale, no leader) that outlasted
+    /// the proxy's retries: `SERVICE_UNAVAILABLE`, which clients may retry. Built by
+    /// `From<ClusterError>`, which turns the core kinds a node reported into [`ApiError::Core`].
+    #[error("{0}")]
+    Cluster(ClusterError),
     #[error("invalid parameter[{field}]: {message}")]
     Invalid { field: String, message: String },
     #[error("{0} is not implemented by Ferrovus yet")]
@@ -45,6 +52,7 @@ impl ApiError {
                 }
                 _ => codes::UNEXPECTED,
             },
+            ApiError::Cluster(e) => e.milvus_code(),
             ApiError::Invalid { .. } => codes::PARAMETER_INVALID,
             ApiError::Unimplemented(_) => codes::UNIMPLEMENTED,
             ApiError::DatabaseNotFound(_) => codes::DATABASE_NOT_FOUND,
@@ -58,6 +66,21 @@ impl ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A node's error as the Milvus API reports it: the core kinds exactly as standalone would
+/// (same text, same code), cluster conditions as [`ApiError::Cluster`].
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            e @ (ClusterError::Unavailable(_)
+            | ClusterError::NotLeader { .. }
+            | ClusterError::WrongTerm { .. }
+            | ClusterError::NotServing(_)
+            | ClusterError::UnknownMethod { .. }) => ApiError::Cluster(e),
+            e => ApiError::Core(CoreError::from(e)),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -79,5 +102,30 @@ mod tests {
         assert!(!status::is_success(&s));
         let s = ApiError::Unimplemented("HybridSearch").to_status();
         assert_eq!(s.code, codes::UNIMPLEMENTED);
+    }
+
+    #[test]
+    fn cluster_errors_keep_their_milvus_codes() {
+        let e = ApiError::from(ClusterError::WrongTerm {
+            channel: "1/0".into(),
+            expected: 3,
+            got: 2,
+        });
+        assert!(matches!(e, ApiError::Cluster(_)));
+        let s = e.to_status();
+        assert_eq!(s.code, codes::SERVICE_UNAVAILABLE);
+        assert!(s.retriable, "clients may retry");
+        assert!(s.reason.contains("wrong term"), "{}", s.reason);
+        // A core kind a node reported is the core error again, as standalone answers it.
+        let e = ApiError::from(ClusterError::CollectionNotLoaded("c".into()));
+        assert!(matches!(
+            e,
+            ApiError::Core(CoreError::CollectionNotLoaded(ref c)) if c == "c"
+        ));
+        assert_eq!(e.to_status().code, codes::COLLECTION_NOT_LOADED);
+        let e = ApiError::from(ClusterError::UnknownMethod {
+            method: "query.x".into(),
+        });
+        assert_eq!(e.code(), codes::UNIMPLEMENTED);
     }
 }

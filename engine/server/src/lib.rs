@@ -3,13 +3,15 @@
 //! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
 //! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
 //! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]); the role
-//! contracts ([`api`]) and the roles: the query node ([`querynode`]).
+//! contracts ([`api`]) and the roles: the query node ([`querynode`]) and the proxy's backend over
+//! the other roles ([`cluster`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
 
 pub mod api;
 pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -140,6 +140,7 @@ pub trait Role: Send + Sync + 'static {
 pub fn available_role(kind: RoleKind) -> Option<Arc<dyn Role>> {
     match kind {
         RoleKind::Query => Some(Arc::new(crate::querynode::QueryRole::new())),
+        RoleKind::Proxy => Some(Arc::new(crate::cluster::ProxyRole::new())),
         _ => None,
     }
 }

@@ -1,14 +1,11 @@
 //! Standalone mode: every role in one process over embedded metadata and a local object store
 //! (or etcd / S3 when configured). Serves gRPC and the HTTP side port; shuts down gracefully.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use ferrovus_core::Database;
 use ferrovus_core::store::{MetaStore, ObjectStore};
-use ferrovus_proto::MilvusServiceServer;
 use ferrovus_storage::{
     EtcdConfig, EtcdMetaStore, LocalObjectStore, RedbMetaStore, S3Config, S3ObjectStore,
 };
@@ -18,7 +15,7 @@ use crate::backend::LocalBackend;
 use crate::config::{Config, MetaKind, StorageKind};
 use crate::http::{Health, router};
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, bind_milvus, serve_milvus};
 
 #[derive(Debug, Error)]
 pub enum ServeError {
@@ -91,27 +88,6 @@ pub async fn open_object_store(cfg: &Config) -> Result<Arc<dyn ObjectStore>, Ser
     })
 }
 
-/// tonic answers a request over `grpc.max_message_bytes` with OUT_OF_RANGE, which pymilvus
-/// retries with back-off for minutes; grpc-go (and so Milvus) answers RESOURCE_EXHAUSTED, which
-/// clients report at once. Rewrite the code; the message ("decoded message length too large:
-/// found N bytes, the limit is: M bytes") is kept.
-fn oversized_is_resource_exhausted<B>(mut resp: http::Response<B>) -> http::Response<B> {
-    let oversized = resp.headers().get("grpc-status").is_some_and(|v| v == "11")
-        && resp
-            .headers()
-            .get("grpc-message")
-            .and_then(|m| m.to_str().ok())
-            .is_some_and(|m| {
-                m.contains("message%20length%20too%20large")
-                    || m.contains("message length too large")
-            });
-    if oversized {
-        resp.headers_mut()
-            .insert("grpc-status", http::HeaderValue::from_static("8"));
-    }
-    resp
-}
-
 /// Run standalone until `shutdown` resolves; then stop accepting, finish in-flight requests and
 /// return. Every acknowledged write is already durable in the log, so no flush is needed to be
 /// safe; a flush is still attempted to shorten the next start-up.
@@ -146,44 +122,28 @@ pub async fn run(
     let db = Database::open(meta, objects, cfg.core.clone()).await?;
     *health.db.write() = Some(db.clone());
 
-    let grpc_addr: SocketAddr = format!("{}:{}", cfg.grpc.listen, cfg.grpc.port)
-        .parse()
-        .map_err(|e| ServeError::Bind {
-            addr: format!("{}:{}", cfg.grpc.listen, cfg.grpc.port),
-            source: std::io::Error::other(e),
-        })?;
-    let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: grpc_addr.to_string(),
-            source,
-        })?;
+    let grpc_listener = bind_milvus(&cfg.grpc).await?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let backend = Arc::new(LocalBackend::new(db.clone()));
-    let service = MilvusServiceServer::new(Proxy::new(backend, metrics.clone()))
-        .max_decoding_message_size(cfg.grpc.max_message_bytes)
-        .max_encoding_message_size(cfg.grpc.max_message_bytes);
+    let proxy = Proxy::new(backend, metrics.clone());
     health.ready.store(true, Ordering::SeqCst);
     tracing::info!(addr = %grpc_addr, "Milvus gRPC listening; ready");
 
     let health2 = health.clone();
-    // serve_with_incoming ignores Server::tcp_nodelay; set it on the accepted sockets, or every
-    // reply waits ~40 ms for Nagle + delayed ACK.
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true)
-        .layer(tower::util::MapResponseLayer::new(
-            oversized_is_resource_exhausted,
-        ))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, async move {
+    serve_milvus(
+        grpc_listener,
+        proxy,
+        cfg.grpc.max_message_bytes,
+        async move {
             shutdown.await;
             health2.stopping.store(true, Ordering::SeqCst);
             tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await
-        .map_err(|e| ServeError::Server(e.to_string()))?;
+        },
+    )
+    .await?;
 
     if let Err(e) = db.flush_all().await {
         tracing::warn!(error = %e, "flush at shutdown failed; the log still holds every acknowledged write");

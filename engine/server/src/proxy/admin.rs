@@ -18,7 +18,7 @@ pub(super) async fn connect(p: &Proxy, _r: ConnectRequest) -> ApiResult<ConnectR
         status: Some(status::success()),
         server_info: Some(common::ServerInfo {
             build_tags: format!("ferrovus-{}", env!("CARGO_PKG_VERSION")),
-            deploy_mode: "STANDALONE".into(),
+            deploy_mode: p.backend.identity().deploy_mode,
             ..Default::default()
         }),
         identifier: (p.started & 0x7fff_ffff) as i64,
@@ -36,26 +36,35 @@ pub(super) async fn get_version(
 }
 
 pub(super) async fn check_health(
-    _p: &Proxy,
+    p: &Proxy,
     _r: CheckHealthRequest,
 ) -> ApiResult<CheckHealthResponse> {
+    let reasons = p.backend.unhealthy_reasons().await;
     Ok(CheckHealthResponse {
         status: Some(status::success()),
-        is_healthy: true,
+        is_healthy: reasons.is_empty(),
+        reasons,
         ..Default::default()
     })
 }
 
 pub(super) async fn get_component_states(
-    _p: &Proxy,
+    p: &Proxy,
     _r: GetComponentStatesRequest,
 ) -> ApiResult<ComponentStates> {
+    let me = p.backend.identity();
+    let reasons = p.backend.unhealthy_reasons().await;
+    let state_code = if reasons.is_empty() {
+        common::StateCode::Healthy
+    } else {
+        common::StateCode::Abnormal
+    };
     Ok(ComponentStates {
         state: Some(ComponentInfo {
-            node_id: 1,
-            role: "standalone".into(),
-            state_code: common::StateCode::Healthy as i32,
-            extra_info: vec![],
+            node_id: me.node_id,
+            role: me.role,
+            state_code: state_code as i32,
+            extra_info: reasons.iter().map(|r| kv("reason", r.as_str())).collect(),
         }),
         subcomponent_states: vec![],
         status: Some(status::success()),
@@ -192,6 +201,6 @@ pub(super) async fn get_metrics(p: &Proxy, _r: GetMetricsRequest) -> ApiResult<G
     Ok(GetMetricsResponse {
         status: Some(status::success()),
         response: metrics_body(p.backend.totals().await?),
-        component_name: "standalone".into(),
+        component_name: p.backend.identity().role,
     })
 }

@@ -7,7 +7,8 @@
 //!
 //! The handlers live in one module per family and read as: check the database name, parse
 //! the request ([`crate::convert`]), call the backend, build the reply ([`crate::convert`]).
-//! The service implementation below only routes each RPC to its handler.
+//! The service implementation below only routes each RPC to its handler; [`serve_milvus`] runs
+//! it as a gRPC server (standalone and the cluster's proxy role).
 
 mod admin;
 mod aliases;
@@ -17,6 +18,7 @@ mod indexes;
 mod loading;
 mod partitions;
 mod read;
+mod server;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -33,6 +35,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 
 pub use admin::PROTOCOL_VERSION;
+pub use server::{bind_milvus, serve_milvus};
 
 #[derive(Clone)]
 pub struct Proxy {
