@@ -290,6 +290,13 @@ async fn a_new_owner_fences_the_old_one_which_acknowledges_nothing_more() {
     assert!(matches!(e, ferrovus_core::CoreError::Conflict(_)), "{e}");
     let again = stores.open_with(manual_config(), None, channel(3)).await;
     assert_eq!(ids_excluding(&again, &[]).0, vec![0, 1, 2, 20]);
+    // A closed channel refuses writes and keeps its data.
+    again.close();
+    assert!(again.write(insert(1, [30], 0), 0).await.is_err());
+    assert_eq!(again.live_rows(), 4);
+    drop(again);
+    let reopened = stores.open_with(manual_config(), None, channel(4)).await;
+    assert_eq!(ids_excluding(&reopened, &[]).0, vec![0, 1, 2, 20]);
 }
 
 /// An object store that records the keys read.

@@ -2,7 +2,9 @@
 //! conversions in [`convert`]) over a [`backend::Backend`], the HTTP health/metrics port
 //! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
 //! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
-//! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]).
+//! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]); the role
+//! contracts ([`api`]) and the roles: the streaming node ([`streaming`]) and the data node
+//! ([`datanode`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
@@ -11,6 +13,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod convert;
+pub mod datanode;
 pub mod error;
 pub mod http;
 pub mod metrics;
@@ -19,3 +22,4 @@ pub mod proxy;
 pub mod rpc;
 pub mod session;
 pub mod standalone;
+pub mod streaming;

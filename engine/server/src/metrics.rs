@@ -123,6 +123,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Register a role's own metric as `ferrovus_<name>` (a role keeps a clone to update it).
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry.lock().register(name, help, metric);
+    }
+
     pub fn rows_inserted(&self, n: usize) {
         self.rows_inserted.inc_by(n as u64);
     }

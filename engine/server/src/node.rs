@@ -138,8 +138,10 @@ pub trait Role: Send + Sync + 'static {
 /// implemented; until then `ferrovus run <role>` fails fast with
 /// [`NodeError::RoleUnavailable`].
 pub fn available_role(kind: RoleKind) -> Option<Arc<dyn Role>> {
-    let _ = kind;
-    None
+    match kind {
+        RoleKind::Streaming => Some(Arc::new(crate::streaming::StreamingRole::new())),
+        _ => None,
+    }
 }
 
 async fn bind(addr: String) -> Result<TcpListener, NodeError> {

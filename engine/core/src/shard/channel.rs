@@ -63,6 +63,12 @@ impl Shard {
         )
     }
 
+    /// Stop accepting writes and checkpoints (a channel owner that no longer owns the channel);
+    /// reads still answer from memory. Nothing is deleted.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+
     /// The newer term whose fence stopped this channel owner, if any: it acknowledges no write
     /// any more (docs/distributed.md, "Fencing").
     pub fn fenced_by(&self) -> Option<u64> {

@@ -34,10 +34,14 @@ pub(super) async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<Wri
             }
         }
         let fenced_by = inner.fenced_by.load(Ordering::SeqCst);
-        if fenced_by > 0 {
-            let e = crate::wal::fenced(inner.wal.prefix(), inner.options.term, fenced_by);
+        if fenced_by > 0 || inner.closed.load(Ordering::SeqCst) {
             for r in batch {
-                let _ = r.ack.send(Err(CoreError::Conflict(e.to_string())));
+                let e = if fenced_by > 0 {
+                    crate::wal::fenced(inner.wal.prefix(), inner.options.term, fenced_by)
+                } else {
+                    CoreError::Conflict("the shard is closed".into())
+                };
+                let _ = r.ack.send(Err(e));
             }
             continue;
         }

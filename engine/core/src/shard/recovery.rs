@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use futures::{FutureExt, StreamExt, stream};
+use futures::{StreamExt, stream};
 use parking_lot::RwLock;
 
 use super::journal::DeltaJournal;
@@ -74,12 +74,19 @@ pub(super) async fn recover(
     if options.retain_sealed {
         // Query nodes serve them: only their keys and deletes are needed here (never their data
         // files), loaded a few at a time.
-        let mut loads = stream::iter(ckpt.segments.iter().map(|meta| {
-            load_keys(&env, &schema, pk_index, meta).map(move |r| r.map(|loaded| (meta, loaded)))
-        }))
-        .buffered(KEY_LOADS);
-        while let Some(loaded) = loads.next().await {
-            let (meta, (pks, mut marks)) = loaded?;
+        // (The futures are collected first: a stream over a borrowing closure is not `Send`
+        // for the compiler.)
+        let loads: Vec<_> = ckpt
+            .segments
+            .iter()
+            .map(|meta| {
+                let (env, schema) = (&env, &*schema);
+                async move { (meta, load_keys(env, schema, pk_index, meta).await) }
+            })
+            .collect();
+        let mut loads = stream::iter(loads).buffered(KEY_LOADS);
+        while let Some((meta, loaded)) = loads.next().await {
+            let (pks, mut marks) = loaded?;
             let handle = state.alloc_handle();
             applied_ts = applied_ts.max(meta.base_ts);
             for row in 0..pks.len() {
