@@ -140,6 +140,7 @@ pub trait Role: Send + Sync + 'static {
 pub fn available_role(kind: RoleKind) -> Option<Arc<dyn Role>> {
     match kind {
         RoleKind::Streaming => Some(Arc::new(crate::streaming::StreamingRole::new())),
+        RoleKind::Data => Some(Arc::new(crate::datanode::DataRole::new())),
         _ => None,
     }
 }

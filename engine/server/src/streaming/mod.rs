@@ -25,7 +25,7 @@ mod spec;
 mod sync;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +42,7 @@ use self::channel::{Channel, OpenChannel};
 use self::env::{CoordIds, CoordTso};
 use self::metrics::StreamingMetrics;
 pub use self::role::StreamingRole;
+pub(crate) use self::role::mirror_readiness;
 use crate::api::{ChannelId, NodeId, Nodes};
 use crate::config::{Config, StreamingNodeConfig};
 use crate::metrics::Metrics;

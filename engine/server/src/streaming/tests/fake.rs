@@ -123,6 +123,8 @@ pub fn ints<'a>(pks: impl IntoIterator<Item = &'a PrimaryKey>) -> Vec<i64> {
 pub struct CountingStore {
     inner: LocalObjectStore,
     gets: Mutex<Vec<String>>,
+    /// Reads of keys starting with one of these wait until it is removed.
+    blocked: watch::Sender<Vec<String>>,
 }
 
 impl CountingStore {
@@ -130,7 +132,24 @@ impl CountingStore {
         Arc::new(CountingStore {
             inner: LocalObjectStore::new(root).unwrap(),
             gets: Mutex::new(Vec::new()),
+            blocked: watch::channel(Vec::new()).0,
         })
+    }
+
+    /// Reads of keys under `prefix` wait from now on (until [`CountingStore::unblock`]).
+    pub fn block(&self, prefix: &str) {
+        self.blocked.send_modify(|b| b.push(prefix.to_string()));
+    }
+
+    pub fn unblock(&self, prefix: &str) {
+        self.blocked.send_modify(|b| b.retain(|p| p != prefix));
+    }
+
+    async fn gate(&self, key: &str) {
+        let mut rx = self.blocked.subscribe();
+        let _ = rx
+            .wait_for(|b| !b.iter().any(|p| key.starts_with(p.as_str())))
+            .await;
     }
 
     /// The keys read since the last call.
@@ -146,6 +165,7 @@ impl ObjectStore for CountingStore {
     }
     async fn get(&self, key: &str) -> ferrovus_core::Result<Bytes> {
         self.gets.lock().push(key.to_string());
+        self.gate(key).await;
         self.inner.get(key).await
     }
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> ferrovus_core::Result<Bytes> {
@@ -285,12 +305,49 @@ impl FakeCoord {
         self.state.lock().checkpoints.get(&channel).cloned()
     }
 
+    pub fn add_task(&self, task: Task) {
+        self.bump(|st| st.tasks.push(task));
+    }
+
+    pub fn cancel_task(&self, id: u64) {
+        self.bump(|st| st.cancel.push(id));
+    }
+
+    pub fn results(&self) -> Vec<TaskResult> {
+        self.state.lock().results.clone()
+    }
+
     /// Wait until the latest streaming report of `node` satisfies `f`.
     pub async fn until_streaming(&self, node: NodeId, f: impl Fn(&StreamingSyncReq) -> bool) {
         let mut rx = self.streaming_reports.subscribe();
         tokio::time::timeout(PATIENCE, rx.wait_for(|m| m.get(&node).is_some_and(&f)))
             .await
             .expect("the streaming node never reported what the test waits for")
+            .unwrap();
+    }
+
+    /// Wait until the fake holds results satisfying `f`.
+    pub async fn until_results(&self, f: impl Fn(&[TaskResult]) -> bool) -> Vec<TaskResult> {
+        let mut rx = self.data_reports.subscribe();
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let r = self.results();
+                if f(&r) {
+                    return r;
+                }
+                let _ = rx.changed().await;
+            }
+        })
+        .await
+        .expect("the data node never reported what the test waits for")
+    }
+
+    /// Wait until the latest data report satisfies `f`.
+    pub async fn until_data(&self, f: impl Fn(&DataSyncReq) -> bool) {
+        let mut rx = self.data_reports.subscribe();
+        tokio::time::timeout(PATIENCE, rx.wait_for(|r| r.as_ref().is_some_and(&f)))
+            .await
+            .expect("the data node never reported what the test waits for")
             .unwrap();
     }
 
