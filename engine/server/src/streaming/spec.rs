@@ -80,6 +80,12 @@ pub(super) fn check_search(
                 .unwrap_or(0) as u64,
         });
     }
+    if spec.k == 0 {
+        return Err(ClusterError::invalid(
+            "limit",
+            "topk (limit + offset) must be positive",
+        ));
+    }
     check_output(schema, &spec.output)?;
     compile_filter(schema, &spec.filter, &spec.filter_params)
 }
@@ -218,6 +224,10 @@ mod tests {
             search(0, vec![0.0; 4], vec![]),
             search(9, vec![0.0; 4], vec![]),
             search(1, vec![0.0; 4], vec![2]),
+            SearchSpec {
+                k: 0,
+                ..search(1, vec![0.0; 4], vec![])
+            },
         ] {
             let e = check_search(&s, &bad).unwrap_err();
             assert!(matches!(e, ClusterError::InvalidArgument { .. }), "{e}");

@@ -3,6 +3,7 @@
 //! release, a refused commit, closing, fencing by a newer owner, drain.
 
 pub(crate) mod fake;
+mod process;
 
 use std::collections::HashMap;
 use std::sync::Arc;
