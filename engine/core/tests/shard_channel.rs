@@ -256,7 +256,7 @@ async fn a_new_owner_fences_the_old_one_which_acknowledges_nothing_more() {
             .await
             .unwrap()
             .iter()
-            .filter(|k| k.contains("/fence-"))
+            .filter(|k| k.contains("/fence/"))
             .count(),
         1,
         "older fences are dropped"
