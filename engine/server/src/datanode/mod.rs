@@ -97,7 +97,8 @@ struct Inner {
 impl DataNode {
     /// A data node `node_id` reachable at `addr`, taking tasks from the coordinator found
     /// through `nodes` and reading and writing segments in `objects`. Registers its metrics on
-    /// `metrics` when given. Nothing runs until [`DataNode::start`].
+    /// `metrics` when given. Nothing runs (and `nodes` is not asked for the coordinator) until
+    /// [`DataNode::start`].
     pub fn new(
         nodes: Arc<dyn Nodes>,
         objects: Arc<dyn ObjectStore>,

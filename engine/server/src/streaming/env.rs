@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
-use crate::api::{ChannelId, CommitCheckpointReq, CoordApi, NodeId};
+use crate::api::{ChannelId, CommitCheckpointReq, CoordApi, NodeId, Nodes};
 use crate::rpc::ClusterError;
 
 /// A coordinator error as the core sees it (the core maps it on to its own callers).
@@ -28,9 +28,10 @@ fn core_error(what: &str, e: ClusterError) -> CoreError {
     }
 }
 
-/// Write timestamps from the coordinator's TSO (one call per group commit).
+/// Write timestamps from the coordinator's TSO (one call per group commit). The coordinator is
+/// looked up at each call (`nodes` may be wired after the node is built, as in standalone).
 pub(super) struct CoordTso {
-    pub coord: Arc<dyn CoordApi>,
+    pub nodes: Arc<dyn Nodes>,
 }
 
 impl std::fmt::Debug for CoordTso {
@@ -42,7 +43,8 @@ impl std::fmt::Debug for CoordTso {
 #[async_trait]
 impl TsoSource for CoordTso {
     async fn alloc(&self, count: u32) -> ferrovus_core::Result<u64> {
-        self.coord
+        self.nodes
+            .coord()
             .alloc_ts(count.max(1))
             .await
             .map_err(|e| core_error("allocating timestamps", e))
@@ -52,16 +54,16 @@ impl TsoSource for CoordTso {
 /// Ids from the coordinator, fetched `block` at a time (ids are never reused; a block a node
 /// does not use up is simply skipped).
 pub(super) struct CoordIds {
-    coord: Arc<dyn CoordApi>,
+    nodes: Arc<dyn Nodes>,
     block: u32,
     /// `[next, end)` of the current block.
     range: tokio::sync::Mutex<(i64, i64)>,
 }
 
 impl CoordIds {
-    pub fn new(coord: Arc<dyn CoordApi>, block: u32) -> Self {
+    pub fn new(nodes: Arc<dyn Nodes>, block: u32) -> Self {
         CoordIds {
-            coord,
+            nodes,
             block: block.max(1),
             range: tokio::sync::Mutex::new((0, 0)),
         }
@@ -84,7 +86,8 @@ impl IdSource for CoordIds {
         if range.1 - range.0 < want {
             let n = count.max(self.block);
             let first = self
-                .coord
+                .nodes
+                .coord()
                 .alloc_ids(n)
                 .await
                 .map_err(|e| core_error("allocating segment ids", e))?;

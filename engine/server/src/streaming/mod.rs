@@ -101,7 +101,8 @@ struct Inner {
 impl StreamingNode {
     /// A streaming node `node_id` reachable at `addr`, finding the coordinator through `nodes`
     /// and keeping its channels in `objects`. Registers its metrics on `metrics` when given.
-    /// Nothing runs until [`StreamingNode::start`].
+    /// Nothing runs (and `nodes` is not asked for the coordinator) until
+    /// [`StreamingNode::start`], so `nodes` may be an in-process set that includes this node.
     pub fn new(
         nodes: Arc<dyn Nodes>,
         objects: Arc<dyn ObjectStore>,
@@ -110,15 +111,14 @@ impl StreamingNode {
         addr: impl Into<String>,
         metrics: Option<&Metrics>,
     ) -> StreamingNode {
-        let coord = nodes.coord();
         StreamingNode {
             inner: Arc::new(Inner {
                 node_id,
                 addr: addr.into(),
                 tso: Arc::new(CoordTso {
-                    coord: coord.clone(),
+                    nodes: nodes.clone(),
                 }),
-                ids: Arc::new(CoordIds::new(coord, config.streaming.id_block)),
+                ids: Arc::new(CoordIds::new(nodes.clone(), config.streaming.id_block)),
                 nodes,
                 objects,
                 core: Arc::new(config.core.clone()),
