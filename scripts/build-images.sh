@@ -8,6 +8,8 @@
 # Images:
 #   ferrovus/ferrovus-operator:$TAG   (operator/Dockerfile, binary ferrovus-operator)
 #   ferrovus/ferrovus:$TAG            (engine/Dockerfile if present, binary ferrovus)
+#   ferrovus/dev-etcd:$TAG, ferrovus/dev-s3:$TAG   (`deps`: development stand-ins for the
+#       docker compose cluster in engine/compose, from the host's etcd and s3s-fs binaries)
 # Environment:
 #   TAG            image tag (default: the workspace version, e.g. 0.1.0); also tagged :dev
 #   CARGO_TARGET_DIR  where release binaries are (default: target)
@@ -19,7 +21,6 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-WHAT="${1:-all}"
 TAG="${TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
@@ -102,9 +103,36 @@ DOCKERFILE
   build_image ferrovus/ferrovus ferrovus "$dockerfile" ferrovus
 }
 
-case "$WHAT" in
-  operator) build_operator ;;
-  engine) build_engine ;;
-  all) build_operator; build_engine ;;
-  *) echo "usage: $0 [operator|engine|all]" >&2; exit 2 ;;
-esac
+# ---- development dependencies of engine/compose (etcd, an S3-compatible server) ----
+build_dep() {
+  local name="$1" bin="$2"
+  local ctx
+  ctx="$(mktemp -d)"
+  STRIP=0 assemble_rootfs "$bin" "$ctx"
+  mv "$ctx/rootfs/usr/local/bin/$(basename "$bin")" "$ctx/rootfs/usr/local/bin/entrypoint"
+  cp engine/compose/Dockerfile.dep "$ctx/Dockerfile"
+  docker build --quiet -t "$name:$TAG" -t "$name:dev" "$ctx" >&2
+  rm -rf "$ctx"
+  echo "build-images: built $name:$TAG ($name:dev)"
+}
+
+build_deps() {
+  local etcd s3
+  etcd="$(command -v etcd)" || { echo "build-images: etcd not found (apt-get install etcd-server)" >&2; exit 1; }
+  if ! s3="$(command -v s3s-fs)"; then
+    cargo install s3s-fs --version '^0.12' --features binary --locked >&2
+    s3="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
+  fi
+  build_dep ferrovus/dev-etcd "$etcd"
+  build_dep ferrovus/dev-s3 "$s3"
+}
+
+for what in "${@:-all}"; do
+  case "$what" in
+    operator) build_operator ;;
+    engine) build_engine ;;
+    deps) build_deps ;;
+    all) build_operator; build_engine ;;
+    *) echo "usage: $0 [operator|engine|deps|all]..." >&2; exit 2 ;;
+  esac
+done

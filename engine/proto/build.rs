@@ -1,8 +1,8 @@
 //! Generates the Milvus wire types and the tonic `MilvusService` server and
 //! client from `proto/{common,schema,msg,milvus}.proto` (a verified subset of
 //! milvus-proto, see `check_against_pymilvus.py`), and the internal
-//! `ferrovus.internal.Node` service from `proto/internal.proto`.  Needs `protoc` on PATH or in `$PROTOC`
-//! (Debian/Ubuntu: `apt-get install protobuf-compiler`).
+//! `ferrovus.internal.Node` service from `proto/internal.proto`.  The .proto files are parsed by
+//! `protox`, a protobuf compiler in Rust, so building needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     const PROTOS: &[&str] = &[
@@ -14,7 +14,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in PROTOS {
         println!("cargo:rerun-if-changed={p}");
     }
-    println!("cargo:rerun-if-env-changed=PROTOC");
 
     tonic_prost_build::configure()
         .build_server(true)
@@ -26,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Methods the server does not override answer `Unimplemented`, so the
         // proxy can grow method by method.
         .generate_default_stubs(true)
-        .compile_protos(PROTOS, &["proto"])?;
+        .compile_fds(protox::compile(PROTOS, ["proto"])?)?;
 
     // The internal role-to-role service: its own generator settings (no Milvus quirks).
     const INTERNAL: &str = "proto/internal.proto";
@@ -37,6 +36,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_transport(false)
         // Bodies can be tens of MiB (vectors): `bytes::Bytes` avoids copying them.
         .bytes(".ferrovus.internal.Frame.body")
-        .compile_protos(&[INTERNAL], &["proto"])?;
+        .compile_fds(protox::compile([INTERNAL], ["proto"])?)?;
     Ok(())
 }

@@ -104,6 +104,13 @@ pub fn delta_object(collection_id: i64, shard: usize, from_ts: u64, to_ts: u64) 
     format!("deltas/{collection_id}/{shard}/{to_ts:020}-{from_ts:020}")
 }
 
+/// The `(from_ts, to_ts)` of a delta object key ([`delta_object`]), `None` for other keys.
+pub fn parse_delta_object(key: &str) -> Option<(u64, u64)> {
+    let name = key.rsplit('/').next()?;
+    let (to, from) = name.split_once('-')?;
+    Some((from.parse().ok()?, to.parse().ok()?))
+}
+
 /// Metadata key of a shard's checkpoint record (standalone checkpoint store).
 pub fn checkpoint(collection_id: i64, shard: usize) -> String {
     format!("shards/{collection_id}/{shard}")
@@ -150,6 +157,12 @@ mod tests {
             "deltas/3/1/00000000000000000020-00000000000000000010"
         );
         assert!(delta_object(3, 1, 10, 20).starts_with(&deltas_prefix(3, 1)));
+        assert_eq!(
+            parse_delta_object(&delta_object(3, 1, 10, 20)),
+            Some((10, 20))
+        );
+        assert_eq!(parse_delta_object("deltas/3/1/x-1"), None);
+        assert_eq!(parse_delta_object("deltas/3/1/12"), None);
         assert_eq!(checkpoint(3, 1), "shards/3/1");
     }
 }

@@ -41,6 +41,13 @@ impl VectorIndex {
             inner: HnswIndex::load(bytes)?,
         })
     }
+    /// Memory-map an index file (an object of a local store, see `ObjectStore::local_path`)
+    /// and search it in place. Index files are written once and never modified.
+    pub fn load_file(path: &std::path::Path) -> Result<Self> {
+        Ok(VectorIndex {
+            inner: HnswIndex::load_file(path)?,
+        })
+    }
     pub fn metric(&self) -> MetricType {
         metric_back(self.inner.metric())
     }

@@ -51,6 +51,8 @@ pub struct Config {
     pub streaming: StreamingNodeConfig,
     /// Data nodes (`ferrovus run data`, and the data node inside standalone).
     pub datanode: DataNodeConfig,
+    /// Query nodes (`ferrovus run query`, and the query node inside standalone).
+    pub query: QueryNodeConfig,
     pub core: CoreConfig,
 }
 
@@ -180,6 +182,30 @@ impl Default for DataNodeConfig {
     }
 }
 
+/// Settings of a query node (`query.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryNodeConfig {
+    /// How long one `query_sync` call waits at the coordinator for a new target (a long poll;
+    /// below `cluster.rpc_timeout_ms`). Default 5000.
+    pub sync_wait_ms: u64,
+    /// Segments (and indexes) loaded from object storage at the same time. Default 4.
+    pub load_parallelism: usize,
+    /// Longest back-off between failed attempts (coordinator calls, segment and index loads).
+    /// Default 2000.
+    pub retry_max_ms: u64,
+}
+
+impl Default for QueryNodeConfig {
+    fn default() -> Self {
+        QueryNodeConfig {
+            sync_wait_ms: 5000,
+            load_parallelism: 4,
+            retry_max_ms: 2000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
@@ -260,6 +286,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             streaming: StreamingNodeConfig::default(),
             datanode: DataNodeConfig::default(),
+            query: QueryNodeConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -470,6 +497,19 @@ impl Config {
                 )));
             }
         }
+        let q = &self.query;
+        if q.load_parallelism == 0 || q.retry_max_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "query.load_parallelism and query.retry_max_ms must be positive".into(),
+            ));
+        }
+        if q.sync_wait_ms >= c.rpc_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "query.sync_wait_ms ({}) must be less than cluster.rpc_timeout_ms ({}): the \
+                 long poll must answer before the call times out",
+                q.sync_wait_ms, c.rpc_timeout_ms
+            )));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
                 "log.format must be text or json, got {:?}",
@@ -671,6 +711,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("keepalive_interval_ms"), "{e}");
+    }
+
+    #[test]
+    fn query_node_settings() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.query, QueryNodeConfig::default());
+        let c = Config::load(None, env("FERROVUS_QUERY__LOAD_PARALLELISM", "8")).unwrap();
+        assert_eq!(c.query.load_parallelism, 8);
+        let e = Config::load(None, env("FERROVUS_QUERY__LOAD_PARALLELISM", "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query.load_parallelism"), "{e}");
+        let e = Config::load(None, env("FERROVUS_QUERY__SYNC_WAIT_MS", "30000"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("query.sync_wait_ms") && e.contains("rpc_timeout_ms"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
 //! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
 //! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]); the role
-//! contracts ([`api`]) and the roles: the streaming node ([`streaming`]) and the data node
-//! ([`datanode`]).
+//! contracts ([`api`]) and the roles: the streaming node ([`streaming`]), the query node
+//! ([`querynode`]) and the data node ([`datanode`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
@@ -19,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod proxy;
+pub mod querynode;
 pub mod rpc;
 pub mod session;
 pub mod standalone;

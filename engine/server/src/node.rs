@@ -141,6 +141,7 @@ pub fn available_role(kind: RoleKind) -> Option<Arc<dyn Role>> {
     match kind {
         RoleKind::Streaming => Some(Arc::new(crate::streaming::StreamingRole::new())),
         RoleKind::Data => Some(Arc::new(crate::datanode::DataRole::new())),
+        RoleKind::Query => Some(Arc::new(crate::querynode::QueryRole::new())),
         _ => None,
     }
 }

@@ -81,6 +81,13 @@ impl SegmentSet {
         self.state.read().segments.contains_key(&segment_id)
     }
 
+    /// Call `f` with every held segment, under the read lock (statistics, reports).
+    pub fn for_each_segment(&self, mut f: impl FnMut(&SealedSegment)) {
+        for seg in self.state.read().segments.values() {
+            f(seg);
+        }
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.state
             .read()
