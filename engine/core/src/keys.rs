@@ -45,6 +45,24 @@ pub fn parse_wal_object(key: &str) -> WalKey {
     }
 }
 
+/// The fence the channel owner of `term` writes before it replays the log: an owner of an older
+/// term that finds it after a group commit's put does not acknowledge that group. Fences live in
+/// their own directory under the log prefix, so listing them stays cheap however many log
+/// objects there are.
+pub fn wal_fence(wal_prefix: &str, term: u64) -> String {
+    format!("{wal_prefix}/fence/{term:010}")
+}
+
+/// Prefix of every fence under a log prefix.
+pub fn wal_fences_prefix(wal_prefix: &str) -> String {
+    format!("{wal_prefix}/fence/")
+}
+
+/// The term of a fence key ([`wal_fence`]), `None` for other keys.
+pub fn parse_wal_fence(key: &str) -> Option<u64> {
+    key.rsplit_once("/fence/")?.1.parse().ok()
+}
+
 /// Prefix of every segment object of a shard (with trailing `/`).
 pub fn segments_prefix(collection_id: i64, shard: usize) -> String {
     format!("segments/{collection_id}/{shard}/")
@@ -118,6 +136,11 @@ mod tests {
             "the older form without a term"
         );
         assert_eq!(parse_wal_object("wal/3/1/fence-0000000002"), WalKey::Other);
+        assert_eq!(wal_fence("wal/3/1", 2), "wal/3/1/fence/0000000002");
+        assert_eq!(parse_wal_object(&wal_fence("wal/3/1", 2)), WalKey::Other);
+        assert!(wal_fence("wal/3/1", 2).starts_with(&wal_fences_prefix("wal/3/1")));
+        assert_eq!(parse_wal_fence(&wal_fence("wal/3/1", 2)), Some(2));
+        assert_eq!(parse_wal_fence(&w), None);
         assert_eq!(parse_wal_object("wal/3/1/x-1.log"), WalKey::Malformed);
         assert_eq!(parse_wal_object("wal/3/1/1-2-3-4.log"), WalKey::Malformed);
         assert_eq!(segments_prefix(3, 1), "segments/3/1/");

@@ -298,6 +298,43 @@ impl Wal {
         Ok(n)
     }
 
+    /// Fence the owners of older terms (a new channel owner, before it replays): write this
+    /// term's fence, then drop older fences (the newest one fences every older term). Fails
+    /// with `Conflict` when a newer term already fenced this one.
+    pub async fn fence(&self) -> Result<()> {
+        self.store
+            .put(&keys::wal_fence(&self.prefix, self.term), Bytes::new())
+            .await?;
+        let mut newer = None;
+        for key in self
+            .store
+            .list(&keys::wal_fences_prefix(&self.prefix))
+            .await?
+        {
+            match keys::parse_wal_fence(&key) {
+                Some(t) if t < self.term => self.store.delete(&key).await?,
+                Some(t) if t > self.term => newer = newer.max(Some(t)),
+                _ => {}
+            }
+        }
+        match newer {
+            Some(t) => Err(fenced(&self.prefix, self.term, t)),
+            None => Ok(()),
+        }
+    }
+
+    /// The newest term that fenced this log's owner, if newer than its own term.
+    pub async fn fenced_by(&self) -> Result<Option<u64>> {
+        let newest = self
+            .store
+            .list(&keys::wal_fences_prefix(&self.prefix))
+            .await?
+            .iter()
+            .filter_map(|k| keys::parse_wal_fence(k))
+            .max();
+        Ok(newest.filter(|t| *t > self.term))
+    }
+
     /// Remove the whole log, fences included (collection dropped).
     pub async fn destroy(&self) -> Result<()> {
         for key in self.store.list(&format!("{}/", self.prefix)).await? {
@@ -305,6 +342,13 @@ impl Wal {
         }
         Ok(())
     }
+}
+
+/// The error of an owner fenced by a newer term.
+pub fn fenced(prefix: &str, term: u64, by: u64) -> CoreError {
+    CoreError::Conflict(format!(
+        "the log {prefix} of term {term} is fenced by the channel owner of term {by}"
+    ))
 }
 
 fn parse_object(data: &[u8], first: u64, last: u64, key: &str) -> Result<Vec<LogEntry>> {

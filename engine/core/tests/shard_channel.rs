@@ -204,7 +204,14 @@ async fn log_objects_carry_the_term_and_every_term_replays() {
     drop(shard);
     let shard = stores.open_with(manual_config(), None, channel(4)).await;
     shard.write(insert(1, 5..8, 0), 0).await.unwrap();
-    let keys = stores.objects.list("wal/").await.unwrap();
+    let keys: Vec<String> = stores
+        .objects
+        .list("wal/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.ends_with(".log"))
+        .collect();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys[0].contains("/0000000003-") && keys[1].contains("/0000000004-"));
     drop(shard);
@@ -233,4 +240,155 @@ async fn standalone_shard_owns_its_sealed_segments() {
     drop(shard);
     let shard = stores.open(manual_config(), None).await;
     assert_eq!(ids_excluding(&shard, &[]).0, vec![0, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_new_owner_fences_the_old_one_which_acknowledges_nothing_more() {
+    let stores = Stores::new();
+    let old = stores.open_with(manual_config(), None, channel(1)).await;
+    old.write(insert(1, 0..3, 0), 0).await.unwrap();
+    assert_eq!(old.fenced_by(), None);
+    let new = stores.open_with(manual_config(), None, channel(2)).await;
+    assert_eq!(
+        stores
+            .objects
+            .list("wal/")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|k| k.contains("/fence/"))
+            .count(),
+        1,
+        "older fences are dropped"
+    );
+    // The old owner's next group reaches the log but is refused, and not applied.
+    let e = old.write(insert(1, [10], 0), 0).await.unwrap_err();
+    assert!(matches!(e, ferrovus_core::CoreError::Conflict(_)), "{e}");
+    assert_eq!(old.fenced_by(), Some(2));
+    assert_eq!(old.live_rows(), 3);
+    // Later writes do not even reach the log.
+    let logs = stores.objects.list("wal/").await.unwrap().len();
+    assert!(old.write(insert(1, [11], 0), 0).await.is_err());
+    assert_eq!(stores.objects.list("wal/").await.unwrap().len(), logs);
+    // The new owner has every acknowledged write and goes on.
+    assert_eq!(ids_excluding(&new, &[]).0, vec![0, 1, 2]);
+    new.write(insert(1, [20], 0), 0).await.unwrap();
+    assert_eq!(new.fenced_by(), None);
+    drop(new);
+    // An owner of an older term cannot open any more.
+    let env = stores.env(manual_config(), None).await;
+    let e = Shard::open_with(
+        COLLECTION,
+        0,
+        std::sync::Arc::new(schema()),
+        std::sync::Arc::new(parking_lot::RwLock::new(Vec::new())),
+        env,
+        channel(1),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ferrovus_core::CoreError::Conflict(_)), "{e}");
+    let again = stores.open_with(manual_config(), None, channel(3)).await;
+    assert_eq!(ids_excluding(&again, &[]).0, vec![0, 1, 2, 20]);
+    // A closed channel refuses writes and keeps its data.
+    again.close();
+    assert!(again.write(insert(1, [30], 0), 0).await.is_err());
+    assert_eq!(again.live_rows(), 4);
+    drop(again);
+    let reopened = stores.open_with(manual_config(), None, channel(4)).await;
+    assert_eq!(ids_excluding(&reopened, &[]).0, vec![0, 1, 2, 20]);
+}
+
+/// An object store that records the keys read.
+#[derive(Debug)]
+struct CountingStore {
+    inner: std::sync::Arc<ferrovus_core::store::memory::MemoryObjectStore>,
+    gets: parking_lot::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CountingStore {
+    async fn put(&self, key: &str, data: bytes::Bytes) -> ferrovus_core::Result<()> {
+        self.inner.put(key, data).await
+    }
+    async fn get(&self, key: &str) -> ferrovus_core::Result<bytes::Bytes> {
+        self.gets.lock().push(key.to_string());
+        self.inner.get(key).await
+    }
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> ferrovus_core::Result<bytes::Bytes> {
+        self.gets.lock().push(key.to_string());
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn delete(&self, key: &str) -> ferrovus_core::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> ferrovus_core::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    async fn exists(&self, key: &str) -> ferrovus_core::Result<bool> {
+        self.inner.exists(key).await
+    }
+}
+
+#[tokio::test]
+async fn recovery_of_released_segments_reads_keys_and_delete_logs_never_data() {
+    let stores = Stores::new();
+    let shard = stores.open_with(manual_config(), None, channel(1)).await;
+    for round in 0..3i64 {
+        shard
+            .write(insert(1, round * 10..round * 10 + 10, 0), 0)
+            .await
+            .unwrap();
+        shard.flush().await.unwrap();
+    }
+    let held = shard.sealed_segments();
+    assert_eq!(held.len(), 3);
+    // A delete of a retained row: the segment gets a delete log, and a delta object.
+    shard.write(delete([3]), 0).await.unwrap();
+    shard.flush().await.unwrap();
+    shard.write(insert(1, [100], 0), 0).await.unwrap();
+    let (groups, records) = shard.commit_stats();
+    assert_eq!((groups, records), (5, 5));
+    assert_eq!(shard.growing_rows(), 1);
+    drop(shard);
+
+    let counting = std::sync::Arc::new(CountingStore {
+        inner: stores.objects.clone(),
+        gets: parking_lot::Mutex::new(Vec::new()),
+    });
+    let mut env = stores.env(manual_config(), None).await;
+    env.objects = counting.clone();
+    let shard = Shard::open_with(
+        COLLECTION,
+        0,
+        std::sync::Arc::new(schema()),
+        std::sync::Arc::new(parking_lot::RwLock::new(Vec::new())),
+        env,
+        channel(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(shard.live_rows(), 30);
+    assert_eq!(shard.live_rows_in(&Some([1].into())), 30);
+    assert_eq!(shard.live_rows_in(&Some([2].into())), 0);
+    assert_eq!(shard.growing_rows(), 1);
+    assert_eq!(
+        shard.recovery_stats(),
+        ferrovus_core::shard::RecoveryStats {
+            segments: 3,
+            replayed: 1
+        }
+    );
+    let gets = counting.gets.lock().clone();
+    assert!(gets.iter().all(|k| !k.ends_with("/data")), "{gets:?}");
+    for m in &held {
+        assert!(gets.contains(m.pks_key.as_ref().unwrap()), "{gets:?}");
+    }
+    assert!(gets.iter().any(|k| k.contains("/deletes-")), "{gets:?}");
+    assert!(gets.iter().any(|k| k.starts_with("deltas/")), "{gets:?}");
 }

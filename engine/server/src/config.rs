@@ -47,6 +47,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub meta: MetaConfig,
     pub cluster: ClusterConfig,
+    /// Streaming nodes (`ferrovus run streaming`, and the streaming node inside standalone).
+    pub streaming: StreamingNodeConfig,
+    /// Data nodes (`ferrovus run data`, and the data node inside standalone).
+    pub datanode: DataNodeConfig,
     /// Query nodes (`ferrovus run query`, and the query node inside standalone).
     pub query: QueryNodeConfig,
     pub proxy: ProxyConfig,
@@ -126,6 +130,56 @@ impl ClusterConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// Settings of a streaming node (`streaming.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingNodeConfig {
+    /// How long one `streaming_sync` call waits at the coordinator for a new assignment (a long
+    /// poll; below `cluster.rpc_timeout_ms`). Default 5000.
+    pub sync_wait_ms: u64,
+    /// Longest back-off between failed attempts (coordinator calls, opening a channel,
+    /// committing a checkpoint). Default 2000.
+    pub retry_max_ms: u64,
+    /// Segment ids fetched from the coordinator at a time (checkpoints use them). Default 64.
+    pub id_block: u32,
+}
+
+impl Default for StreamingNodeConfig {
+    fn default() -> Self {
+        StreamingNodeConfig {
+            sync_wait_ms: 5000,
+            retry_max_ms: 2000,
+            id_block: 64,
+        }
+    }
+}
+
+/// Settings of a data node (`datanode.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataNodeConfig {
+    /// Tasks (index builds, compactions) run at the same time. Default 2.
+    pub slots: u32,
+    /// How long one idle `data_sync` call waits at the coordinator for a task. Default 5000.
+    pub sync_wait_ms: u64,
+    /// The wait while tasks run: finished tasks and progress are reported at least this often.
+    /// Default 1000.
+    pub busy_sync_wait_ms: u64,
+    /// Longest back-off between failed coordinator calls. Default 2000.
+    pub retry_max_ms: u64,
+}
+
+impl Default for DataNodeConfig {
+    fn default() -> Self {
+        DataNodeConfig {
+            slots: 2,
+            sync_wait_ms: 5000,
+            busy_sync_wait_ms: 1000,
+            retry_max_ms: 2000,
+        }
     }
 }
 
@@ -258,6 +312,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             meta: MetaConfig::default(),
             cluster: ClusterConfig::default(),
+            streaming: StreamingNodeConfig::default(),
+            datanode: DataNodeConfig::default(),
             query: QueryNodeConfig::default(),
             proxy: ProxyConfig::default(),
             core: CoreConfig::default(),
@@ -448,6 +504,27 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "cluster.rpc_timeout_ms and cluster.rpc_connect_timeout_ms must be positive".into(),
             ));
+        }
+        let (st, dn) = (&self.streaming, &self.datanode);
+        if st.retry_max_ms == 0 || st.id_block == 0 || dn.slots == 0 || dn.retry_max_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "streaming.retry_max_ms, streaming.id_block, datanode.slots and \
+                 datanode.retry_max_ms must be positive"
+                    .into(),
+            ));
+        }
+        for (name, ms) in [
+            ("streaming.sync_wait_ms", st.sync_wait_ms),
+            ("datanode.sync_wait_ms", dn.sync_wait_ms),
+            ("datanode.busy_sync_wait_ms", dn.busy_sync_wait_ms),
+        ] {
+            if ms >= c.rpc_timeout_ms {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} ({ms}) must be less than cluster.rpc_timeout_ms ({}): the long poll \
+                     must answer before the call times out",
+                    c.rpc_timeout_ms
+                )));
+            }
         }
         let q = &self.query;
         if q.load_parallelism == 0 || q.retry_max_ms == 0 {
@@ -758,6 +835,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("catalog_watch_ms"), "{e}");
+    }
+
+    #[test]
+    fn streaming_and_data_node_settings() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.streaming, StreamingNodeConfig::default());
+        assert_eq!(c.datanode, DataNodeConfig::default());
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let c = Config::load(
+            None,
+            env(&[
+                ("FERROVUS_STREAMING__SYNC_WAIT_MS", "2000"),
+                ("FERROVUS_DATANODE__SLOTS", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.streaming.sync_wait_ms, c.datanode.slots), (2000, 4));
+        let e = Config::load(None, env(&[("FERROVUS_DATANODE__SLOTS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("datanode.slots"), "{e}");
+        let e = Config::load(None, env(&[("FERROVUS_STREAMING__SYNC_WAIT_MS", "30000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("streaming.sync_wait_ms"), "{e}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! ([`http`], [`metrics`]), configuration ([`config`]) and the standalone wiring
 //! ([`standalone`]), and for the cluster roles: internal RPC ([`rpc`]), sessions and leader
 //! election ([`session`]) and the role-process skeleton of `ferrovus run` ([`node`]); the role
-//! contracts ([`api`]) and the roles: the query node ([`querynode`]) and the proxy's backend over
-//! the other roles ([`cluster`]).
+//! contracts ([`api`]) and the roles: the streaming node ([`streaming`]), the query node
+//! ([`querynode`]), the data node ([`datanode`]) and the proxy's backend over the other roles
+//! ([`cluster`]).
 //! Errors of the Milvus API are [`error::ApiError`], mapped once to the Milvus `Status`; internal
 //! RPCs fail with [`rpc::ClusterError`], sessions with [`session::SessionError`], role processes
 //! with [`node::NodeError`].
@@ -14,6 +15,7 @@ pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod datanode;
 pub mod error;
 pub mod http;
 pub mod metrics;
@@ -23,3 +25,4 @@ pub mod querynode;
 pub mod rpc;
 pub mod session;
 pub mod standalone;
+pub mod streaming;

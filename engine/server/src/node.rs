@@ -139,6 +139,8 @@ pub trait Role: Send + Sync + 'static {
 /// [`NodeError::RoleUnavailable`].
 pub fn available_role(kind: RoleKind) -> Option<Arc<dyn Role>> {
     match kind {
+        RoleKind::Streaming => Some(Arc::new(crate::streaming::StreamingRole::new())),
+        RoleKind::Data => Some(Arc::new(crate::datanode::DataRole::new())),
         RoleKind::Query => Some(Arc::new(crate::querynode::QueryRole::new())),
         RoleKind::Proxy => Some(Arc::new(crate::cluster::ProxyRole::new())),
         _ => None,

@@ -1,7 +1,10 @@
 //! What a streaming node needs of a shard beyond standalone: the sealed segments it still
 //! retains and their release, the delete journal, and the applied timestamp.
 
-use super::{Shard, ShardOptions};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use super::{RecoveryStats, Shard, ShardOptions};
 use crate::delta::DeltaRead;
 use crate::error::{CoreError, Result};
 use crate::segment::{SegmentKind, SegmentMeta};
@@ -19,6 +22,60 @@ impl Shard {
     /// Live rows (one per primary key), wherever they are held.
     pub fn live_rows(&self) -> usize {
         self.inner.state.read().pk_map.len()
+    }
+
+    /// Live rows of some partitions (all when `None`), wherever they are held.
+    pub fn live_rows_in(&self, partitions: &Option<HashSet<i64>>) -> usize {
+        let st = self.inner.state.read();
+        match partitions {
+            None => st.pk_map.len(),
+            Some(p) => st
+                .pk_map
+                .values()
+                .filter(|loc| {
+                    st.partition_of(loc.handle)
+                        .is_some_and(|id| p.contains(&id))
+                })
+                .count(),
+        }
+    }
+
+    /// Rows in growing segments (not sealed yet).
+    pub fn growing_rows(&self) -> usize {
+        let st = self.inner.state.read();
+        st.growing
+            .values()
+            .filter_map(|h| st.segments.get(h))
+            .map(|s| s.data().num_rows())
+            .sum()
+    }
+
+    /// What recovery loaded and replayed when the shard opened.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.inner.recovered
+    }
+
+    /// Group commits acknowledged since the shard opened, and the records in them.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.inner.group_commits.load(Ordering::Relaxed),
+            self.inner.records_committed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stop accepting writes and checkpoints (a channel owner that no longer owns the channel);
+    /// reads still answer from memory. Nothing is deleted.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// The newer term whose fence stopped this channel owner, if any: it acknowledges no write
+    /// any more (docs/distributed.md, "Fencing").
+    pub fn fenced_by(&self) -> Option<u64> {
+        match self.inner.fenced_by.load(Ordering::SeqCst) {
+            0 => None,
+            t => Some(t),
+        }
     }
 
     /// The sealed segments held in memory (and searched by the shard's own reads).

@@ -20,7 +20,7 @@ mod recovery;
 pub(crate) mod state;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -38,6 +38,7 @@ use crate::wal::{Wal, WalRecord};
 
 pub use self::checkpoint_store::{CheckpointStore, MetaCheckpointStore, ShardCheckpoint};
 pub use self::read::{Rows, ShardRead};
+pub use self::recovery::RecoveryStats;
 pub use crate::read::{PreparedSearch, ShardHit};
 
 use self::pipeline::WriteReq;
@@ -132,6 +133,13 @@ struct Inner {
     checkpoint_lock: tokio::sync::Mutex<()>,
     flush_scheduled: AtomicBool,
     closed: AtomicBool,
+    /// The newer term whose fence stopped this owner (0: not fenced).
+    fenced_by: AtomicU64,
+    /// What recovery loaded and replayed.
+    recovered: RecoveryStats,
+    /// Group commits acknowledged, and the records in them.
+    group_commits: AtomicU64,
+    records_committed: AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {

@@ -33,6 +33,18 @@ pub(super) async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<Wri
                 Err(_) => break,
             }
         }
+        let fenced_by = inner.fenced_by.load(Ordering::SeqCst);
+        if fenced_by > 0 || inner.closed.load(Ordering::SeqCst) {
+            for r in batch {
+                let e = if fenced_by > 0 {
+                    crate::wal::fenced(inner.wal.prefix(), inner.options.term, fenced_by)
+                } else {
+                    CoreError::Conflict("the shard is closed".into())
+                };
+                let _ = r.ack.send(Err(e));
+            }
+            continue;
+        }
         let n = batch.len() as u32;
         let last_ts = match inner.env.tso.alloc(n).await {
             Ok(t) => t,
@@ -55,12 +67,40 @@ pub(super) async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<Wri
         }
         let payloads: Vec<Vec<u8>> = batch.iter().map(|r| r.record.encode()).collect();
         let first_lsn = inner.state.read().next_lsn;
-        let res = inner.wal.append_group(first_lsn, &payloads).await;
+        let mut res = inner.wal.append_group(first_lsn, &payloads).await;
+        // A channel owner acknowledges nothing a newer owner may have missed: after the put, no
+        // newer term's fence may exist (docs/distributed.md, "Fencing").
+        let mut apply = res.is_ok();
+        if res.is_ok() && inner.options.term > 0 {
+            match inner.wal.fenced_by().await {
+                Ok(None) => {}
+                Ok(Some(by)) => {
+                    inner.fenced_by.store(by, Ordering::SeqCst);
+                    inner.closed.store(true, Ordering::SeqCst);
+                    tracing::warn!(
+                        collection_id = inner.collection_id,
+                        shard = inner.shard,
+                        term = inner.options.term,
+                        fenced_by = by,
+                        "channel fenced by a newer owner: writes are refused"
+                    );
+                    res = Err(crate::wal::fenced(
+                        inner.wal.prefix(),
+                        inner.options.term,
+                        by,
+                    ));
+                    apply = false;
+                }
+                // The group is in the log (a later replay applies it), so it is applied here
+                // too; but it cannot be acknowledged.
+                Err(e) => res = Err(e),
+            }
+        }
         {
             let mut st = inner.state.write();
             // LSNs are consumed even on failure: the object may exist although the put failed.
             st.next_lsn = first_lsn + u64::from(n);
-            if res.is_ok() {
+            if apply {
                 for r in &batch {
                     st.apply(&inner.schema, inner.pk_index, &r.record);
                 }
@@ -68,8 +108,17 @@ pub(super) async fn write_pipeline(inner: Arc<Inner>, mut rx: mpsc::Receiver<Wri
         }
         match res {
             Ok(()) => {
+                inner.group_commits.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .records_committed
+                    .fetch_add(u64::from(n), Ordering::Relaxed);
                 for (i, r) in batch.into_iter().enumerate() {
                     let _ = r.ack.send(Ok(first_ts + i as u64));
+                }
+            }
+            Err(CoreError::Conflict(msg)) => {
+                for r in batch {
+                    let _ = r.ack.send(Err(CoreError::Conflict(msg.clone())));
                 }
             }
             Err(e) => {

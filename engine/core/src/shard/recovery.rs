@@ -1,11 +1,13 @@
-//! Opening a shard: load its checkpoint and sealed segments (whole, or only their keys when
-//! query nodes serve them), apply the persisted deltas, rebuild the primary-key map, replay the
-//! write-ahead log from the checkpoint.
+//! Opening a shard: fence the owners of older terms (a channel owner), load its checkpoint and
+//! sealed segments (whole, or only their keys and delete logs when query nodes serve them),
+//! apply the persisted deltas, rebuild the primary-key map, replay the write-ahead log from the
+//! checkpoint.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
+use futures::{StreamExt, stream};
 use parking_lot::RwLock;
 
 use super::journal::DeltaJournal;
@@ -22,6 +24,17 @@ use crate::value::PrimaryKey;
 use crate::vindex::VectorIndex;
 use crate::wal::Wal;
 
+/// Key objects (pks and delete logs) of released segments read at the same time in recovery.
+const KEY_LOADS: usize = 16;
+
+/// What recovery found: the sealed segments of the checkpoint and the log records replayed
+/// after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecoveryStats {
+    pub segments: usize,
+    pub replayed: usize,
+}
+
 /// Recover a shard's state from its checkpoint and log.
 pub(super) async fn recover(
     collection_id: i64,
@@ -31,6 +44,16 @@ pub(super) async fn recover(
     env: ShardEnv,
     options: ShardOptions,
 ) -> Result<Inner> {
+    let wal = Wal::new(
+        env.objects.clone(),
+        keys::wal_prefix(collection_id, shard),
+        options.term,
+    );
+    // A channel owner fences the owners of older terms before it reads anything of the channel
+    // (docs/distributed.md, "Fencing"); standalone (term 0) has one owner.
+    if options.term > 0 {
+        wal.fence().await?;
+    }
     let ckpt = env
         .checkpoints
         .load(collection_id, shard)
@@ -48,12 +71,24 @@ pub(super) async fn recover(
     let specs = indexes.read().clone();
     let mut keys = LiveKeys::default();
     let mut applied_ts = ckpt.applied_ts;
-    for meta in &ckpt.segments {
-        let handle = state.alloc_handle();
-        applied_ts = applied_ts.max(meta.base_ts);
-        if options.retain_sealed {
-            // Query nodes serve it: only its keys and deletes are needed here.
-            let (pks, mut marks) = load_keys(&env, &schema, pk_index, meta).await?;
+    if options.retain_sealed {
+        // Query nodes serve them: only their keys and deletes are needed here (never their data
+        // files), loaded a few at a time.
+        // (The futures are collected first: a stream over a borrowing closure is not `Send`
+        // for the compiler.)
+        let loads: Vec<_> = ckpt
+            .segments
+            .iter()
+            .map(|meta| {
+                let (env, schema) = (&env, &*schema);
+                async move { (meta, load_keys(env, schema, pk_index, meta).await) }
+            })
+            .collect();
+        let mut loads = stream::iter(loads).buffered(KEY_LOADS);
+        while let Some((meta, loaded)) = loads.next().await {
+            let (pks, mut marks) = loaded?;
+            let handle = state.alloc_handle();
+            applied_ts = applied_ts.max(meta.base_ts);
             for row in 0..pks.len() {
                 let ts = pks.timestamps[row];
                 applied_ts = applied_ts.max(ts);
@@ -63,7 +98,11 @@ pub(super) async fn recover(
             }
             applied_ts = applied_ts.max(marks.max_ts());
             state.released.insert(handle, meta.clone());
-        } else {
+        }
+    } else {
+        for meta in &ckpt.segments {
+            let handle = state.alloc_handle();
+            applied_ts = applied_ts.max(meta.base_ts);
             let mut seg = load_segment(&env, &schema, &specs, handle, meta).await?;
             let data = seg.data();
             let found: Vec<(PrimaryKey, usize, u64)> = (0..data.num_rows())
@@ -92,11 +131,6 @@ pub(super) async fn recover(
     state.checkpoint_ts = applied_ts;
     state.delta_objects = ckpt.deltas.clone();
 
-    let wal = Wal::new(
-        env.objects.clone(),
-        keys::wal_prefix(collection_id, shard),
-        options.term,
-    );
     let (entries, next) = wal.replay(ckpt.next_lsn).await?;
     let replayed = entries.len();
     for e in &entries {
@@ -127,6 +161,13 @@ pub(super) async fn recover(
         checkpoint_lock: tokio::sync::Mutex::new(()),
         flush_scheduled: AtomicBool::new(false),
         closed: AtomicBool::new(false),
+        fenced_by: AtomicU64::new(0),
+        recovered: RecoveryStats {
+            segments: ckpt.segments.len(),
+            replayed,
+        },
+        group_commits: AtomicU64::new(0),
+        records_committed: AtomicU64::new(0),
     })
 }
 

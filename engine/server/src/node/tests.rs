@@ -238,8 +238,7 @@ fn available_roles_are_the_implemented_ones() {
         let e = NodeError::RoleUnavailable(kind).to_string();
         assert!(e.contains(kind.as_str()) && e.contains("standalone"), "{e}");
     }
-    assert!(
-        available_role(RoleKind::Query).is_some(),
-        "the query role is built"
-    );
+    for kind in [RoleKind::Streaming, RoleKind::Query, RoleKind::Data] {
+        assert!(available_role(kind).is_some(), "the {kind} role is built");
+    }
 }
