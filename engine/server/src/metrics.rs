@@ -109,6 +109,16 @@ impl Metrics {
         }
     }
 
+    /// Registers a role's own metric (`ferrovus_<name>`).
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry.lock().register(name, help, metric);
+    }
+
     pub fn observe(&self, method: &str, code: i32, elapsed: Duration) {
         self.requests
             .get_or_create(&RpcLabels {
