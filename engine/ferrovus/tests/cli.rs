@@ -13,7 +13,7 @@ fn ferrovus(args: &[&str]) -> Output {
 
 #[test]
 fn run_of_a_role_not_in_this_build_fails_fast_naming_it() {
-    for role in ["coordinator", "proxy", "streaming", "query", "data"] {
+    for role in ["proxy", "streaming", "query", "data"] {
         let out = ferrovus(&["run", role]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{role}: {stderr}");
@@ -32,6 +32,17 @@ fn run_of_an_unknown_role_lists_the_valid_ones() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("indexer") && stderr.contains("coordinator, proxy, streaming, query, data"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_coordinator_needs_etcd() {
+    let out = ferrovus(&["run", "coordinator"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ferrovus run coordinator") && stderr.contains("metadata in etcd"),
         "{stderr}"
     );
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod convert;
+pub mod coord;
 pub mod error;
 pub mod http;
 pub mod metrics;
