@@ -17,6 +17,22 @@
 //! sessions and node reports, and a reconciler that assigns channels, forms replicas, places
 //! segments and delegators, publishes distributions and collects garbage.
 //!
+//! **Contracts other roles rely on** (beyond the message docs in [`crate::api`]):
+//! * the catalogue version (`watch_catalog`) moves with every change a proxy caches:
+//!   collection records (schemas, partitions, aliases, indexes, load state), channel owners
+//!   and terms, replicas; not with segment registrations or checkpoints;
+//! * a dropped partition disappears from the collection record at once: every read must
+//!   filter to the record's partitions (its segments leave the catalogue shortly after);
+//! * `routes` lists a shard's delegator while its node's session is alive (the delegator
+//!   refuses a shard it does not lead yet); `Unavailable` while a channel has no owner;
+//! * a `Delegation`'s `targets` are the shard's live segments (a compaction result with its
+//!   `compacted_from`); `served` covers a result either itself or through its sources, never
+//!   both; every `*_sync` answer is complete (what is missing must be released);
+//! * after a takeover `query_sync` answers only once every live query node reported (or the
+//!   settle timeout passed), so no answer is built from missing reports;
+//! * nodes are known by their sessions: in standalone the in-process streaming, query and data
+//!   nodes register sessions on the same `LocalCoordination` the coordinator watches.
+//!
 //! Files: [`catalog`] (records and keys), [`fence`], `leader` (a term), `election` (campaign,
 //! standby, takeover), `ddl` / `indexes` / `load` / `views` (the catalogue API), `streaming` /
 //! `query` / `datasync` (what nodes call), `assign` / `placement` / `dist` (planning),
