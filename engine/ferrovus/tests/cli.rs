@@ -54,3 +54,14 @@ fn run_of_an_unknown_role_lists_the_valid_ones() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_coordinator_needs_etcd() {
+    let out = ferrovus(&["run", "coordinator"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ferrovus run coordinator") && stderr.contains("metadata in etcd"),
+        "{stderr}"
+    );
+}

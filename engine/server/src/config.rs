@@ -54,6 +54,7 @@ pub struct Config {
     /// Query nodes (`ferrovus run query`, and the query node inside standalone).
     pub query: QueryNodeConfig,
     pub proxy: ProxyConfig,
+    pub coordinator: CoordinatorConfig,
     pub core: CoreConfig,
 }
 
@@ -157,6 +158,45 @@ impl Default for StreamingNodeConfig {
     }
 }
 
+/// Settings of the coordinator role (`ferrovus run coordinator`; standalone runs the same
+/// coordinator in process with `node_loss_grace_ms` and `settle_timeout_ms` at 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// How long a streaming or query node whose session disappeared keeps its channels and
+    /// segments before they move to other nodes (a restarting etcd member or a slow renewal
+    /// should not cause a reshuffle). Default 2000.
+    pub node_loss_grace_ms: u64,
+    /// After a takeover, how long the new leader waits for every live query node to report what
+    /// it holds before it publishes distributions (a distribution built from missing reports
+    /// would leave segments unserved). Default 5000.
+    pub settle_timeout_ms: u64,
+    /// A data-node task running longer than this is cancelled and handed out again.
+    /// Default 1800000 (30 min).
+    pub task_timeout_ms: u64,
+    /// A task that failed is not handed out again before this delay (doubling per failure, up
+    /// to 16×). Default 5000.
+    pub task_retry_ms: u64,
+    /// How often a standby re-lists the catalogue to keep its warm copy. Default 1000.
+    pub standby_refresh_ms: u64,
+    /// Upper bound of a long poll (`*_sync`, `watch_catalog`), below the RPC timeout.
+    /// Default 20000.
+    pub max_wait_ms: u64,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            node_loss_grace_ms: 2000,
+            settle_timeout_ms: 5000,
+            task_timeout_ms: 30 * 60 * 1000,
+            task_retry_ms: 5000,
+            standby_refresh_ms: 1000,
+            max_wait_ms: 20_000,
+        }
+    }
+}
+
 /// Settings of a data node (`datanode.*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -230,6 +270,18 @@ impl Default for ProxyConfig {
             retry_deadline_ms: 10_000,
             catalog_watch_ms: 5_000,
             id_block: 10_000,
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    /// The in-process coordinator of standalone: no grace (a lost node is this process's own),
+    /// no settling (nothing to wait for).
+    pub fn standalone() -> Self {
+        CoordinatorConfig {
+            node_loss_grace_ms: 0,
+            settle_timeout_ms: 0,
+            ..CoordinatorConfig::default()
         }
     }
 }
@@ -316,6 +368,7 @@ impl Default for Config {
             datanode: DataNodeConfig::default(),
             query: QueryNodeConfig::default(),
             proxy: ProxyConfig::default(),
+            coordinator: CoordinatorConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -553,6 +606,13 @@ impl Config {
                 p.catalog_watch_ms, c.rpc_timeout_ms
             )));
         }
+        if self.coordinator.max_wait_ms >= c.rpc_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "coordinator.max_wait_ms ({}) must be below cluster.rpc_timeout_ms ({}), so a \
+                 long poll answers before the caller gives up",
+                self.coordinator.max_wait_ms, c.rpc_timeout_ms
+            )));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
                 "log.format must be text or json, got {:?}",
@@ -774,6 +834,36 @@ mod tests {
             e.contains("query.sync_wait_ms") && e.contains("rpc_timeout_ms"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn coordinator_settings() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.coordinator.node_loss_grace_ms, 2000);
+        let standalone = CoordinatorConfig::standalone();
+        assert_eq!(
+            (standalone.node_loss_grace_ms, standalone.settle_timeout_ms),
+            (0, 0)
+        );
+        let c = Config::load(
+            None,
+            vec![(
+                "FERROVUS_COORDINATOR__NODE_LOSS_GRACE_MS".to_string(),
+                "500".to_string(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.coordinator.node_loss_grace_ms, 500);
+        let e = Config::load(
+            None,
+            vec![(
+                "FERROVUS_COORDINATOR__MAX_WAIT_MS".to_string(),
+                "30000".to_string(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("coordinator.max_wait_ms"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Health {
     pub stopping: AtomicBool,
     pub db: RwLock<Option<Arc<Database>>>,
     pub reason: RwLock<String>,
+    /// While ready: what `/readyz` says instead of `ready` (e.g. `standby` for a coordinator
+    /// that is ready as a standby); empty for plain `ready`.
+    pub ready_note: RwLock<String>,
 }
 
 #[derive(Clone)]
@@ -44,7 +47,12 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into());
     }
     if s.health.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n".into())
+        let note = s.health.ready_note.read();
+        if note.is_empty() {
+            (StatusCode::OK, "ready\n".into())
+        } else {
+            (StatusCode::OK, format!("{note}\n"))
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod coord;
 pub mod datanode;
 pub mod error;
 pub mod http;

@@ -75,7 +75,20 @@ pub enum StopReason {
 pub struct Readiness(Arc<Health>);
 
 impl Readiness {
+    /// Readiness reported through `health` (the process's `/readyz`).
+    pub fn new(health: Arc<Health>) -> Self {
+        Readiness(health)
+    }
+
     pub fn set_ready(&self) {
+        self.0.ready_note.write().clear();
+        self.0.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Ready, with a note `/readyz` answers instead of `ready` (a standby coordinator is ready
+    /// as `standby`).
+    pub fn set_ready_as(&self, note: impl Into<String>) {
+        *self.0.ready_note.write() = note.into();
         self.0.ready.store(true, Ordering::SeqCst);
     }
 
@@ -138,13 +151,13 @@ pub trait Role: Send + Sync + 'static {
 /// implemented; until then `ferrovus run <role>` fails fast with
 /// [`NodeError::RoleUnavailable`].
 pub fn available_role(kind: RoleKind) -> Option<Arc<dyn Role>> {
-    match kind {
-        RoleKind::Streaming => Some(Arc::new(crate::streaming::StreamingRole::new())),
-        RoleKind::Data => Some(Arc::new(crate::datanode::DataRole::new())),
-        RoleKind::Query => Some(Arc::new(crate::querynode::QueryRole::new())),
-        RoleKind::Proxy => Some(Arc::new(crate::cluster::ProxyRole::new())),
-        _ => None,
-    }
+    Some(match kind {
+        RoleKind::Streaming => Arc::new(crate::streaming::StreamingRole::new()),
+        RoleKind::Data => Arc::new(crate::datanode::DataRole::new()),
+        RoleKind::Query => Arc::new(crate::querynode::QueryRole::new()),
+        RoleKind::Proxy => Arc::new(crate::cluster::ProxyRole::new()),
+        RoleKind::Coordinator => Arc::new(crate::coord::CoordinatorRole::new()),
+    })
 }
 
 async fn bind(addr: String) -> Result<TcpListener, NodeError> {
