@@ -6,6 +6,9 @@ client.  Which server is chosen on the command line:
     --server=ferrovus     start ``target/debug/ferrovus standalone`` (or $FERROVUS_BIN)
                           on free ports with a temporary data dir (the default when
                           the binary exists)
+    --server=cluster      start a multi-process cluster with ``scripts/cluster up``: real
+                          etcd and S3-compatible server, 2 coordinators, 2 streaming,
+                          2 query, 1 data node and 2 proxies; the suite talks to proxy 1
     --server=milvus-lite  start ``python -m milvus_lite server`` (the pip package
                           milvus-lite, a Python reimplementation of the Milvus
                           server) on a free port: the reference the tests are
@@ -45,7 +48,7 @@ from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parents[2]
 
-SERVER_KINDS = ("ferrovus", "milvus-lite")
+SERVER_KINDS = ("ferrovus", "cluster", "milvus-lite")
 
 
 # --------------------------------------------------------------------------- options
@@ -57,7 +60,7 @@ def pytest_addoption(parser):
         "--server",
         choices=SERVER_KINDS,
         default=os.environ.get("FERROVUS_TEST_SERVER") or None,
-        help="server to start: ferrovus (default when the binary exists) or milvus-lite",
+        help="server to start: ferrovus (default when the binary exists), cluster or milvus-lite",
     )
     g.addoption(
         "--uri",
@@ -356,6 +359,81 @@ class ServerHandle:
                 self._kill_hard()
 
 
+class ClusterHandle(ServerHandle):
+    """A local multi-process cluster (``scripts/cluster``); the suite talks to the first proxy.
+    kill9/terminate/restart act on every Ferrovus process at once (etcd and the S3 server, the
+    cluster's external dependencies, keep running)."""
+
+    SCRIPT = REPO_ROOT / "scripts" / "cluster"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__("cluster", workdir)
+        self.cluster_dir = workdir / "cluster"
+        self.log_path = self.cluster_dir / "logs" / "proxy-1.log"
+        self.up = False
+
+    def _run(self, *args: str, timeout: float = 180.0) -> str:
+        env = dict(os.environ)
+        env.setdefault("FERROVUS_BIN", str(ferrovus_bin()))
+        r = subprocess.run([sys.executable, str(self.SCRIPT), *args, "--dir", str(self.cluster_dir)],
+                           capture_output=True, text=True, timeout=timeout, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"scripts/cluster {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r.stdout
+
+    def _read_ports(self) -> None:
+        import json
+        state = json.loads((self.cluster_dir / "cluster.json").read_text())
+        proxy = state["procs"]["proxy-1"]
+        self.grpc_port, self.http_port = proxy["grpc_port"], proxy["http_port"]
+
+    @property
+    def http_url(self) -> Optional[str]:
+        return f"http://127.0.0.1:{self.http_port}" if self.http_port else None
+
+    def start(self, deadline_s: float = 120.0) -> None:
+        if not self.up:
+            self._run("up", "--timeout", str(deadline_s))
+            self.up = True
+        else:
+            self._run("start", "all", "--timeout", str(deadline_s))
+        self._read_ports()
+        end = time.monotonic() + deadline_s
+        while not grpc_ping(self.target, timeout=1.0):
+            if time.monotonic() > end:
+                raise RuntimeError(f"cluster proxy at {self.uri} does not answer")
+            time.sleep(0.1)
+        self.starts += 1
+
+    def _running(self) -> bool:
+        if not self.up:
+            return False
+        import json
+        state = json.loads((self.cluster_dir / "cluster.json").read_text())
+        p = state["procs"]["proxy-1"]
+        try:
+            os.kill(p["pid"], 0)
+            return True
+        except (OSError, TypeError):
+            return False
+
+    def terminate(self, timeout: float = 30.0) -> Optional[int]:
+        self._run("kill", "all", "--signal", "TERM", timeout=timeout + 30)
+        return 0
+
+    def kill9(self) -> None:
+        self._run("kill", "all", "--signal", "KILL")
+        self.start()
+
+    def ensure_running(self) -> None:
+        if not self._running():
+            self.start()
+
+    def shutdown(self) -> None:
+        if self.up:
+            self._run("down")
+
+
 def require(server: ServerHandle, *features: str) -> None:
     """Skip the calling test when the server lacks one of the features."""
     for f in features:
@@ -373,9 +451,12 @@ def server(request, tmp_path_factory) -> ServerHandle:
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = tmp_path_factory.mktemp(f"{kind}-server")
-    handle = ServerHandle(kind, workdir, uri=config.getoption("--uri"),
-                          http_uri=config.getoption("--http-uri"),
-                          flavor=config.getoption("--server") if kind == "external" else kind)
+    if kind == "cluster":
+        handle: ServerHandle = ClusterHandle(workdir)
+    else:
+        handle = ServerHandle(kind, workdir, uri=config.getoption("--uri"),
+                              http_uri=config.getoption("--http-uri"),
+                              flavor=config.getoption("--server") if kind == "external" else kind)
     handle.start()
     yield handle
     handle.shutdown()
