@@ -1,21 +1,32 @@
 //! Standalone mode: every role in one process over embedded metadata and a local object store
-//! (or etcd / S3 when configured). Serves gRPC and the HTTP side port; shuts down gracefully.
+//! (or etcd / S3 when configured), calling each other directly — the same role code a cluster
+//! runs, without the network. Serves gRPC and the HTTP side port; shuts down gracefully.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
-use ferrovus_core::Database;
 use ferrovus_core::store::{MetaStore, ObjectStore};
 use ferrovus_storage::{
     EtcdConfig, EtcdMetaStore, LocalObjectStore, RedbMetaStore, S3Config, S3ObjectStore,
 };
 use thiserror::Error;
 
-use crate::backend::LocalBackend;
+use crate::api::{CoordApi, LocalNodes, NodeId, Nodes, QueryApi, StreamingApi};
+use crate::backend::ServerIdentity;
+use crate::cluster::{ClusterBackend, ClusterBackendConfig};
 use crate::config::{Config, MetaKind, StorageKind};
+use crate::coord::Coordinator;
+use crate::coord::import::import_single_process_catalogue;
+use crate::datanode::DataNode;
 use crate::http::{Health, router};
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, bind_milvus, serve_milvus};
+use crate::querynode::QueryNode;
+use crate::rpc::ClusterError;
+use crate::session::{
+    Coordination, LocalCoordination, RoleKind, Session, SessionError, SessionInfo, unix_time_ms,
+};
+use crate::streaming::StreamingNode;
 
 #[derive(Debug, Error)]
 pub enum ServeError {
@@ -88,9 +99,164 @@ pub async fn open_object_store(cfg: &Config) -> Result<Arc<dyn ObjectStore>, Ser
     })
 }
 
-/// Run standalone until `shutdown` resolves; then stop accepting, finish in-flight requests and
-/// return. Every acknowledged write is already durable in the log, so no flush is needed to be
-/// safe; a flush is still attempted to shorten the next start-up.
+/// The address the in-process roles advertise (nothing dials it: [`LocalNodes`] hands out the
+/// role objects themselves).
+const IN_PROCESS: &str = "in-process";
+
+/// The in-process roles as [`Nodes`]: the coordinator exists first, the streaming and query
+/// nodes are set once built (they are built with this set, and call out only once started).
+struct LateNodes {
+    coord: Arc<dyn CoordApi>,
+    nodes: OnceLock<LocalNodes>,
+}
+
+impl LateNodes {
+    fn get(&self) -> Result<&LocalNodes, ClusterError> {
+        self.nodes
+            .get()
+            .ok_or_else(|| ClusterError::Unavailable("standalone is still starting".into()))
+    }
+}
+
+impl Nodes for LateNodes {
+    fn coord(&self) -> Arc<dyn CoordApi> {
+        self.coord.clone()
+    }
+    fn streaming(&self, node: NodeId, addr: &str) -> Result<Arc<dyn StreamingApi>, ClusterError> {
+        self.get()?.streaming(node, addr)
+    }
+    fn query(&self, node: NodeId, addr: &str) -> Result<Arc<dyn QueryApi>, ClusterError> {
+        self.get()?.query(node, addr)
+    }
+}
+
+/// The in-process roles of standalone.
+struct Roles {
+    coord: Arc<Coordinator>,
+    streaming: StreamingNode,
+    query: QueryNode,
+    data: DataNode,
+    _sessions: Vec<Session>,
+}
+
+impl Roles {
+    /// Why the roles cannot serve yet, if they cannot.
+    fn status(&self) -> Result<(), String> {
+        self.streaming.status()?;
+        self.query.status()?;
+        self.data.status()
+    }
+
+    async fn wait_ready(&self, health: &Health) {
+        let mut s = self.streaming.watch_changes();
+        let mut q = self.query.watch_changes();
+        loop {
+            match self.status() {
+                Ok(()) => return,
+                Err(reason) => *health.reason.write() = reason,
+            }
+            tokio::select! {
+                _ = s.changed() => {}
+                _ = q.changed() => {}
+                // Status may also change without a notification (e.g. the data node).
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+        }
+    }
+}
+
+/// Start every role in this process over one metadata store and object store.
+async fn start_roles(
+    cfg: &Config,
+    meta: Arc<dyn MetaStore>,
+    objects: Arc<dyn ObjectStore>,
+    metrics: &Arc<Metrics>,
+) -> Result<(Roles, Arc<LateNodes>), ServeError> {
+    let imported = import_single_process_catalogue(meta.as_ref()).await?;
+    if imported > 0 {
+        tracing::info!(
+            collections = imported,
+            "data directory of the single-process engine imported"
+        );
+    }
+    let session_err = |e: SessionError| ServeError::Server(format!("sessions: {e}"));
+    let coordination: Arc<dyn Coordination> = Arc::new(LocalCoordination::new(meta.clone()));
+    let coord = Coordinator::in_process(
+        meta,
+        objects.clone(),
+        coordination.clone(),
+        cfg.core.clone(),
+        Some(metrics.clone()),
+    )
+    .await
+    .map_err(|e| ServeError::Server(format!("coordinator: {e}")))?;
+    let nodes = Arc::new(LateNodes {
+        coord: coord.clone(),
+        nodes: OnceLock::new(),
+    });
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(coordination.allocate_node_id().await.map_err(session_err)?);
+    }
+    let as_nodes = || nodes.clone() as Arc<dyn Nodes>;
+    let streaming = StreamingNode::new(
+        as_nodes(),
+        objects.clone(),
+        cfg,
+        ids[0],
+        IN_PROCESS,
+        Some(metrics),
+    );
+    let query = QueryNode::new(
+        as_nodes(),
+        objects.clone(),
+        cfg,
+        ids[1],
+        IN_PROCESS,
+        Some(metrics),
+    );
+    let data = DataNode::new(as_nodes(), objects, cfg, ids[2], IN_PROCESS, Some(metrics));
+    let _ = nodes.nodes.set(LocalNodes {
+        coord: coord.clone(),
+        streaming: Arc::new(streaming.clone()),
+        query: Arc::new(query.clone()),
+    });
+    let http_address = format!("{}:{}", cfg.http.listen, cfg.http.port);
+    let mut sessions = Vec::new();
+    for (role, id) in [
+        (RoleKind::Streaming, ids[0]),
+        (RoleKind::Query, ids[1]),
+        (RoleKind::Data, ids[2]),
+    ] {
+        let info = SessionInfo {
+            role,
+            node_id: id,
+            grpc_address: IN_PROCESS.into(),
+            http_address: http_address.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            start_time_ms: unix_time_ms(),
+        };
+        sessions.push(coordination.register(info).await.map_err(session_err)?);
+    }
+    streaming.start();
+    query.start();
+    data.start();
+    Ok((
+        Roles {
+            coord,
+            streaming,
+            query,
+            data,
+            _sessions: sessions,
+        },
+        nodes,
+    ))
+}
+
+/// Run standalone until `shutdown` resolves: every role in this process (a coordinator, a
+/// streaming node, a query node and a data node, calling each other directly) behind the Milvus
+/// API. On shutdown: stop accepting, finish in-flight requests, flush the channels (every
+/// acknowledged write is already durable in the log; the flush only shortens the next start).
 pub async fn run(
     cfg: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -119,23 +285,28 @@ pub async fn run(
     tracing::info!(addr = %http_addr, "HTTP health/metrics listening");
 
     let (meta, objects) = open_stores(&cfg).await?;
-    let db = Database::open(meta, objects, cfg.core.clone()).await?;
-    *health.db.write() = Some(db.clone());
+    let (roles, nodes) = start_roles(&cfg, meta, objects, &metrics).await?;
+    let backend = Arc::new(ClusterBackend::new(
+        nodes,
+        ClusterBackendConfig::from(&cfg.proxy),
+        ServerIdentity::standalone(),
+    ));
+    backend.watch_catalog();
+    backend.metrics().register(&metrics);
 
     let grpc_listener = bind_milvus(&cfg.grpc).await?;
     let grpc_addr = grpc_listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let backend = Arc::new(LocalBackend::new(db.clone()));
-    let proxy = Proxy::new(backend, metrics.clone());
+    roles.wait_ready(&health).await;
     health.ready.store(true, Ordering::SeqCst);
     tracing::info!(addr = %grpc_addr, "Milvus gRPC listening; ready");
 
     let health2 = health.clone();
     serve_milvus(
         grpc_listener,
-        proxy,
+        Proxy::new(backend.clone(), metrics.clone()),
         cfg.grpc.max_message_bytes,
         async move {
             shutdown.await;
@@ -145,9 +316,13 @@ pub async fn run(
     )
     .await?;
 
-    if let Err(e) = db.flush_all().await {
-        tracing::warn!(error = %e, "flush at shutdown failed; the log still holds every acknowledged write");
-    }
+    backend.stop_watching();
+    // Nobody takes over in standalone: flush so the next start replays little, then stop.
+    roles.streaming.flush_all().await;
+    roles.query.stop().await;
+    roles.data.stop().await;
+    roles.streaming.stop().await;
+    roles.coord.shutdown(true).await;
     let _ = stop_http_tx.send(());
     let _ = http_task.await;
     tracing::info!("stopped");

@@ -46,6 +46,7 @@ mod dist;
 mod election;
 pub mod fence;
 mod gc;
+pub mod import;
 mod indexes;
 mod leader;
 mod load;

@@ -166,24 +166,7 @@ impl StreamingNode {
     /// are taking over already).
     pub async fn drain(&self, reason: StopReason) {
         if reason == StopReason::Shutdown {
-            let open: Vec<(ChannelId, Arc<OpenChannel>)> = self
-                .inner
-                .channels
-                .read()
-                .values()
-                .filter_map(|c| Some((c.id, c.open()?)))
-                .collect();
-            tracing::info!(
-                node_id = self.inner.node_id,
-                channels = open.len(),
-                "streaming node draining: flushing its channels"
-            );
-            let flushes = open.iter().map(|(id, o)| async move {
-                if let Err(e) = o.shard.flush().await {
-                    tracing::warn!(channel = %id, error = %e, "flush before hand-off failed");
-                }
-            });
-            futures::future::join_all(flushes).await;
+            self.flush_all().await;
             self.inner.draining.store(true, Ordering::SeqCst);
             self.inner.bump();
             let mut changes = self.inner.changed.subscribe();
@@ -202,6 +185,29 @@ impl StreamingNode {
             );
         }
         self.stop().await;
+    }
+
+    /// Seal and persist the growing data of every open channel (failures are logged: the log
+    /// still holds every acknowledged write).
+    pub async fn flush_all(&self) {
+        let open: Vec<(ChannelId, Arc<OpenChannel>)> = self
+            .inner
+            .channels
+            .read()
+            .values()
+            .filter_map(|c| Some((c.id, c.open()?)))
+            .collect();
+        tracing::info!(
+            node_id = self.inner.node_id,
+            channels = open.len(),
+            "flushing the streaming node's channels"
+        );
+        let flushes = open.iter().map(|(id, o)| async move {
+            if let Err(e) = o.shard.flush().await {
+                tracing::warn!(channel = %id, error = %e, "flush failed; the log still holds every acknowledged write");
+            }
+        });
+        futures::future::join_all(flushes).await;
     }
 
     /// Stop the sync loop and close every channel (nothing is deleted).
