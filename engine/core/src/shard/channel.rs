@@ -92,6 +92,26 @@ impl Shard {
             .collect()
     }
 
+    /// The ids of the held sealed segments that a committed checkpoint lists: the ones the
+    /// coordinator's catalogue knows and may ask to release. (A segment sealed in memory whose
+    /// checkpoint is still being committed is not among them: reporting it would let the
+    /// coordinator, which does not know it yet, mistake it for one that left the catalogue.)
+    pub fn retained_committed(&self) -> Vec<i64> {
+        let st = self.inner.state.read();
+        let mut ids: Vec<i64> = st
+            .segments
+            .values()
+            .filter_map(|s| match &s.kind {
+                SegmentKind::Sealed { meta, .. } if st.committed.contains(&meta.segment_id) => {
+                    Some(meta.segment_id)
+                }
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Stop holding the given sealed segments (query nodes serve them now). Their keys stay in
     /// the primary-key map, so later deletes of them are still recognised and journaled. Ids
     /// that are not held are ignored. Only for shards that retain sealed segments: a

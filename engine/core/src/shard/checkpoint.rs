@@ -147,6 +147,8 @@ pub(super) async fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
         let previous = std::mem::replace(&mut st.checkpoint_ts, ckpt_ts);
         st.journal.trim(previous);
         st.delta_objects = deltas;
+        st.committed
+            .extend(sealed.metas.iter().map(|m| m.segment_id));
     }
     let removed = inner.wal.truncate_before(sealed.next_lsn).await?;
     for k in garbage {

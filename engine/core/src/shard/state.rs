@@ -3,7 +3,7 @@
 //! latest write of a key the only visible one, and the delete journal.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::journal::DeltaJournal;
 use crate::delta::DeltaObjectMeta;
@@ -39,6 +39,9 @@ pub(crate) struct ShardState {
     pub checkpoint_ts: u64,
     /// Delta objects of the last committed checkpoint.
     pub delta_objects: Vec<DeltaObjectMeta>,
+    /// Sealed segments some committed checkpoint lists (the catalogue knows them). A segment
+    /// sealed in memory but not yet committed is not among them.
+    pub committed: HashSet<i64>,
 }
 
 impl ShardState {
@@ -54,6 +57,7 @@ impl ShardState {
             journal: DeltaJournal::default(),
             checkpoint_ts: 0,
             delta_objects: Vec::new(),
+            committed: HashSet::new(),
         }
     }
 

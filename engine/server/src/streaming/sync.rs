@@ -26,13 +26,7 @@ impl Inner {
             .values()
             .filter_map(|c| {
                 if let Some(o) = c.open() {
-                    let mut retained: Vec<i64> = o
-                        .shard
-                        .sealed_segments()
-                        .iter()
-                        .map(|m| m.segment_id)
-                        .collect();
-                    retained.sort_unstable();
+                    let retained = o.shard.retained_committed();
                     Some(ChannelStatus {
                         channel: c.id,
                         term: c.term,
