@@ -560,3 +560,24 @@ def xfail_on(request, server):
             request.applymarker(pytest.mark.xfail(reason=f"{kind}: {reason}", strict=True))
 
     return mark
+
+
+@pytest.fixture
+def own_cluster(request, tmp_path):
+    """``own_cluster(env, coordinators=1, query=2, ...)``: a multi-process cluster of the test's
+    own (``scripts/cluster`` in a temporary directory), torn down after it. Only with
+    ``--server=cluster`` (skips otherwise): the tests that use it kill and add processes."""
+    if _chosen_kind(request.config) != "cluster":
+        pytest.skip("needs the processes of a multi-process cluster (--server=cluster)")
+    from cluster_support import OwnCluster  # noqa: PLC0415
+
+    started: list = []
+
+    def make(env: Optional[dict] = None, **counts: int):
+        c = OwnCluster(tmp_path / f"cluster-{len(started)}", env or {}, **counts)
+        started.append(c)
+        return c.up()
+
+    yield make
+    for c in started:
+        c.down()

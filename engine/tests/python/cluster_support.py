@@ -1,0 +1,341 @@
+"""Helpers of the cluster-only tests: a cluster of a test's own (``scripts/cluster``), the
+model of what it must hold, and the reads that check it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DIM = 8
+
+
+def ferrovus_bin() -> Path:
+    from conftest import ferrovus_bin as find  # noqa: PLC0415
+    return find()
+
+
+class OwnCluster:
+    """A cluster of this test's own (``scripts/cluster`` in a temporary directory)."""
+
+    SCRIPT = REPO_ROOT / "scripts" / "cluster"
+
+    def __init__(self, workdir: Path, env: dict[str, str], **counts: int) -> None:
+        self.dir = workdir
+        self.env = env
+        self.counts = counts
+
+    def run(self, *args: str, timeout: float = 180.0) -> str:
+        env = dict(os.environ)
+        env.setdefault("FERROVUS_BIN", str(ferrovus_bin()))
+        r = subprocess.run([sys.executable, str(self.SCRIPT), *args, "--dir", str(self.dir)],
+                           capture_output=True, text=True, timeout=timeout, env=env)
+        if r.returncode != 0:
+            raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r.stdout
+
+    def up(self) -> "OwnCluster":
+        args = ["up", "--timeout", "150"]
+        for k, v in self.counts.items():
+            args += [f"--{k}", str(v)]
+        for k, v in self.env.items():
+            args += ["--env", f"{k}={v}"]
+        self.run(*args, timeout=240)
+        return self
+
+    def state(self) -> dict:
+        return json.loads((self.dir / "cluster.json").read_text())
+
+    def uri(self, name: str = "proxy-1") -> str:
+        return f"http://127.0.0.1:{self.state()['procs'][name]['grpc_port']}"
+
+    def add(self, role: str) -> str:
+        before = set(self.state()["procs"])
+        self.run("add", role, "--timeout", "150", timeout=240)
+        (name,) = set(self.state()["procs"]) - before
+        return name
+
+    def kill(self, name: str, sig: str = "KILL") -> None:
+        self.run("kill", name, "--signal", sig, timeout=90)
+
+    def start(self, name: str) -> None:
+        self.run("start", name, "--timeout", "150", timeout=240)
+
+    def logs(self) -> str:
+        out = []
+        for p in sorted((self.dir / "logs").glob("*.log")):
+            lines = p.read_text(errors="replace").splitlines()[-15:]
+            out.append(f"--- {p.name}\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def down(self) -> None:
+        try:
+            self.run("down", timeout=120)
+        except Exception:  # noqa: BLE001 - teardown is best effort
+            pass
+
+
+def sealed_segments(uri: str, name: str) -> list:
+    ch = grpc.insecure_channel(uri.removeprefix("http://"))
+    try:
+        stub = milvus_pb2_grpc.MilvusServiceStub(ch)
+        r = stub.GetQuerySegmentInfo(milvus_pb2.GetQuerySegmentInfoRequest(collectionName=name),
+                                     timeout=30)
+        assert r.status.code == 0, r.status
+        # 3 = common.SegmentState.Sealed
+        return [s for s in r.infos if s.state == 3]
+    finally:
+        ch.close()
+
+
+def make_collection(client: MilvusClient, name: str, shards: int = 2) -> None:
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    idx = client.prepare_index_params()
+    idx.add_index("vector", index_type="HNSW", metric_type="L2",
+                  params={"M": 16, "efConstruction": 200})
+    client.create_collection(name, schema=schema, index_params=idx, num_shards=shards)
+
+
+class Model:
+    """What the database must hold: every acknowledged row, none deleted."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.rows: dict[int, np.ndarray] = {}
+        self.next_id = 0
+
+    def new_rows(self, n: int) -> list[dict]:
+        vecs = self.rng.standard_normal((n, DIM)).astype(np.float32)
+        out = []
+        for v in vecs:
+            out.append({"id": self.next_id, "vector": v.tolist()})
+            self.rows[self.next_id] = v
+            self.next_id += 1
+        return out
+
+    def brute_force(self, q: np.ndarray, k: int) -> list[int]:
+        ids = np.fromiter(self.rows.keys(), dtype=np.int64)
+        mat = np.stack([self.rows[int(i)] for i in ids])
+        d = ((mat - q) ** 2).sum(axis=1)
+        return [int(ids[j]) for j in np.argsort(d, kind="stable")[:k]]
+
+
+def read_all(client: MilvusClient, name: str, keys, fields: list[str],
+             span: int = 8000) -> list[dict]:
+    """Every row whose id lies in the ranges the model's keys cover, with Strong consistency,
+    one id range at a time (a query returns at most 16,384 rows)."""
+    out: list[dict] = []
+    starts = sorted({k - k % span for k in keys}) or [0]
+    for lo in starts:
+        out += client.query(name, filter=f"id >= {lo} and id < {lo + span}",
+                            output_fields=fields, limit=16384, consistency_level="Strong")
+    return out
+
+
+def check_reads(client: MilvusClient, name: str, model: Model, step: str) -> float:
+    """Strong reads see exactly the model; returns the search recall@10 against brute force."""
+    got = read_all(client, name, model.rows, ["id"])
+    ids = [r["id"] for r in got]
+    dup = len(ids) - len(set(ids))
+    missing = set(model.rows) - set(ids)
+    extra = set(ids) - set(model.rows)
+    assert dup == 0 and not missing and not extra, (
+        f"{step}: {dup} duplicated, {len(missing)} missing (e.g. {sorted(missing)[:5]}), "
+        f"{len(extra)} unexpected (e.g. {sorted(extra)[:5]})")
+    count = client.query(name, filter="", output_fields=["count(*)"],
+                         consistency_level="Strong")[0]["count(*)"]
+    assert count == len(model.rows), f"{step}: count(*) {count} != {len(model.rows)}"
+
+    keys = list(model.rows)
+    picks = [keys[int(i)] for i in model.rng.integers(0, len(keys), 4)]
+    queries = [model.rows[p] for p in picks]
+    res = client.search(name, data=[q.tolist() for q in queries], limit=10,
+                        search_params={"metric_type": "L2", "params": {"ef": 200}},
+                        consistency_level="Strong")
+    found = total = 0
+    for pk, q, hits in zip(picks, queries, res):
+        hit_ids = [h["id"] for h in hits]
+        assert len(hit_ids) == len(set(hit_ids)), f"{step}: duplicated hits {hit_ids}"
+        assert hit_ids and hit_ids[0] == pk, f"{step}: row {pk} is not its own nearest: {hit_ids}"
+        for h in hits:
+            assert h["id"] in model.rows, f"{step}: search returned deleted/unknown {h['id']}"
+            true = float(((model.rows[h["id"]] - q) ** 2).sum())
+            assert abs(h["distance"] - true) <= 1e-3 * max(1.0, true), (
+                f"{step}: distance of {h['id']} is {h['distance']}, expected {true}")
+        exact = model.brute_force(q, 10)
+        found += len(set(hit_ids) & set(exact))
+        total += len(exact)
+        if len(set(hit_ids) & set(exact)) < 9:
+            print(f"{step}: low recall for row {pk}: got {hit_ids}, exact {exact}")
+    return found / total
+
+
+
+
+def http_body(port: int, path: str) -> tuple[int, str]:
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def active_coordinator(cluster: OwnCluster) -> str | None:
+    """The coordinator process that leads (ready and not reporting `standby`)."""
+    for n, p in cluster.state()["procs"].items():
+        if p["role"] != "coordinator" or not p.get("pid"):
+            continue
+        code, body = http_body(p["http_port"], "/readyz")
+        if code == 200 and "standby" not in body:
+            return n
+    return None
+
+
+class MixedLoad:
+    """Writers (insert, upsert, delete; each on its own key range, a failed write retried until
+    acknowledged, with upsert so that a retry cannot duplicate) and readers (Strong search and
+    query) from several pymilvus clients, each thread with its own client. `model` holds every
+    acknowledged write; reader outcomes are counted."""
+
+    def __init__(self, uri: str | list[str], name: str, writers: int = 2, readers: int = 2) -> None:
+        import threading  # noqa: PLC0415
+        self.uris = [uri] if isinstance(uri, str) else list(uri)
+        self.name = name
+        self.rows: dict[int, np.ndarray] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.write_ok = 0
+        self.write_retries: list[str] = []
+        self.read_ok = 0
+        self.read_failed: list[tuple[float, str]] = []
+        self.threads = [threading.Thread(target=self._writer, args=(w,), daemon=True)
+                        for w in range(writers)]
+        self.threads += [threading.Thread(target=self._reader, args=(r,), daemon=True)
+                         for r in range(readers)]
+
+    def start(self) -> "MixedLoad":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in self.threads), "load threads did not stop"
+
+    def _client(self, i: int) -> MilvusClient:
+        return MilvusClient(uri=self.uris[i % len(self.uris)])
+
+    def _retry(self, what: str, fn) -> bool:
+        import time  # noqa: PLC0415
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                fn()
+                return True
+            except Exception as e:  # noqa: BLE001 - retried, reported
+                self.write_retries.append(f"{what}: {type(e).__name__}: {str(e)[:160]}")
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _writer(self, w: int) -> None:
+        import time  # noqa: PLC0415
+        c = self._client(w)
+        rng = np.random.default_rng(100 + w)
+        base = (w + 1) * 1_000_000
+        mine: list[int] = []
+        step = 0
+        while not self.stop.is_set():
+            step += 1
+            op = step % 4
+            if op in (0, 1) or len(mine) < 50:  # insert new rows
+                ids = list(range(base + len(mine) + 0, base + len(mine) + 50))
+                vecs = rng.standard_normal((len(ids), DIM)).astype(np.float32)
+                data = [{"id": i, "vector": v.tolist()} for i, v in zip(ids, vecs)]
+                first = [True]
+
+                def ins():
+                    # The first attempt inserts; a retry upserts (the first may have applied).
+                    if first[0]:
+                        first[0] = False
+                        c.insert(self.name, data)
+                    else:
+                        c.upsert(self.name, data)
+                self._retry("insert", ins)
+                with self.lock:
+                    for i, v in zip(ids, vecs):
+                        self.rows[i] = v
+                mine.extend(ids)
+            elif op == 2:  # upsert existing rows with new vectors
+                with self.lock:
+                    live = [i for i in mine[-200:] if i in self.rows]
+                ids = [live[int(j)] for j in rng.choice(len(live), min(20, len(live)), replace=False)]
+                vecs = rng.standard_normal((len(ids), DIM)).astype(np.float32)
+                data = [{"id": i, "vector": v.tolist()} for i, v in zip(ids, vecs)]
+                self._retry("upsert", lambda: c.upsert(self.name, data))
+                with self.lock:
+                    for i, v in zip(ids, vecs):
+                        self.rows[i] = v
+            else:  # delete a few
+                with self.lock:
+                    live = [i for i in mine if i in self.rows]
+                ids = [live[int(j)] for j in rng.choice(len(live), min(5, len(live)), replace=False)]
+                self._retry("delete", lambda: c.delete(self.name, ids=ids))
+                with self.lock:
+                    for i in ids:
+                        self.rows.pop(i, None)
+            self.write_ok += 1
+            time.sleep(0.02)
+        c.close()
+
+    def _reader(self, r: int) -> None:
+        import time  # noqa: PLC0415
+        c = self._client(r + 1)
+        rng = np.random.default_rng(200 + r)
+        while not self.stop.is_set():
+            q = rng.standard_normal(DIM).astype(np.float32).tolist()
+            try:
+                if rng.integers(0, 2):
+                    c.search(self.name, data=[q], limit=5, consistency_level="Strong")
+                else:
+                    c.query(self.name, filter="id < 2000000", output_fields=["count(*)"],
+                            consistency_level="Strong")
+                self.read_ok += 1
+            except Exception as e:  # noqa: BLE001 - counted
+                self.read_failed.append((time.monotonic(), f"{type(e).__name__}: {str(e)[:160]}"))
+                time.sleep(0.05)
+        c.close()
+
+    def verify(self, client: MilvusClient) -> None:
+        """Every acknowledged write present exactly once with its last vector, no deleted row,
+        searches match brute force."""
+        m = Model()
+        m.rows = dict(self.rows)
+        got = read_all(client, self.name, m.rows, ["id", "vector"])
+        ids = [g["id"] for g in got]
+        dup = len(ids) - len(set(ids))
+        missing = set(m.rows) - set(ids)
+        extra = set(ids) - set(m.rows)
+        assert dup == 0 and not missing and not extra, (
+            f"{dup} duplicated, {len(missing)} acknowledged rows missing (e.g. {sorted(missing)[:5]}),"
+            f" {len(extra)} deleted/unknown rows present (e.g. {sorted(extra)[:5]})")
+        stale = [g["id"] for g in got
+                 if not np.allclose(np.asarray(g["vector"], dtype=np.float32), m.rows[g["id"]])]
+        assert not stale, f"{len(stale)} rows hold an older vector than the last upsert: {stale[:5]}"
+        check_reads(client, self.name, m, "after recovery")
