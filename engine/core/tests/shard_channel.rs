@@ -392,3 +392,78 @@ async fn recovery_of_released_segments_reads_keys_and_delete_logs_never_data() {
     assert!(gets.iter().any(|k| k.contains("/deletes-")), "{gets:?}");
     assert!(gets.iter().any(|k| k.starts_with("deltas/")), "{gets:?}");
 }
+
+/// A checkpoint store whose commits wait until the test opens the gate.
+#[derive(Debug)]
+struct GatedCheckpoints {
+    inner: MetaCheckpointStore,
+    entered: tokio::sync::Notify,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for GatedCheckpoints {
+    async fn load(
+        &self,
+        collection_id: i64,
+        shard: usize,
+    ) -> ferrovus_core::Result<Option<ferrovus_core::shard::ShardCheckpoint>> {
+        self.inner.load(collection_id, shard).await
+    }
+    async fn commit(
+        &self,
+        collection_id: i64,
+        shard: usize,
+        term: u64,
+        checkpoint: &ferrovus_core::shard::ShardCheckpoint,
+        new_segments: &[ferrovus_core::segment::SegmentMeta],
+    ) -> ferrovus_core::Result<()> {
+        self.entered.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        self.inner
+            .commit(collection_id, shard, term, checkpoint, new_segments)
+            .await
+    }
+    async fn remove(&self, collection_id: i64, shard: usize) -> ferrovus_core::Result<()> {
+        self.inner.remove(collection_id, shard).await
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_segment_is_reported_retained_only_once_its_checkpoint_is_committed() {
+    let stores = Stores::new();
+    let gated = std::sync::Arc::new(GatedCheckpoints {
+        inner: MetaCheckpointStore::new(stores.meta.clone()),
+        entered: tokio::sync::Notify::new(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let mut env = stores.env(manual_config(), None).await;
+    env.checkpoints = gated.clone();
+    let shard = std::sync::Arc::new(
+        Shard::open_with(
+            COLLECTION,
+            0,
+            std::sync::Arc::new(schema()),
+            std::sync::Arc::new(parking_lot::RwLock::new(Vec::new())),
+            env,
+            channel(1),
+        )
+        .await
+        .unwrap(),
+    );
+    shard.write(insert(1, 0..10, 0), 0).await.unwrap();
+    let flushing = {
+        let shard = shard.clone();
+        tokio::spawn(async move { shard.flush().await })
+    };
+    // The commit is in flight: the segment is sealed in memory (and read), but the catalogue
+    // does not know it yet, so it is not reported as retained (nothing may release it).
+    gated.entered.notified().await;
+    assert_eq!(shard.sealed_segments().len(), 1);
+    assert!(shard.retained_committed().is_empty());
+    assert_eq!(ids_excluding(&shard, &[]).0, (0..10).collect::<Vec<_>>());
+    gated.gate.add_permits(1);
+    flushing.await.unwrap().unwrap();
+    let sealed = shard.sealed_segments();
+    assert_eq!(shard.retained_committed(), vec![sealed[0].segment_id]);
+}
