@@ -219,6 +219,7 @@ class MixedLoad:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.write_ok = 0
+        self.write_acks: list[float] = []  # monotonic times of acknowledged writes
         self.write_retries: list[str] = []
         self.read_ok = 0
         self.read_failed: list[tuple[float, str]] = []
@@ -301,6 +302,7 @@ class MixedLoad:
                     for i in ids:
                         self.rows.pop(i, None)
             self.write_ok += 1
+            self.write_acks.append(time.monotonic())
             time.sleep(0.02)
         c.close()
 
@@ -321,6 +323,12 @@ class MixedLoad:
                 self.read_failed.append((time.monotonic(), f"{type(e).__name__}: {str(e)[:160]}"))
                 time.sleep(0.05)
         c.close()
+
+    def write_stall(self, since: float) -> float:
+        """The longest time without any acknowledged write, from `since` to the last ack."""
+        acks = sorted(t for t in self.write_acks if t >= since)
+        points = [since] + acks
+        return max((b - a for a, b in zip(points, points[1:])), default=float("inf"))
 
     def verify(self, client: MilvusClient) -> None:
         """Every acknowledged write present exactly once with its last vector, no deleted row,

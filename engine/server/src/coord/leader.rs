@@ -18,6 +18,7 @@ use super::fence::{FencedStore, store_error};
 use super::gc::GcJob;
 use super::metrics::CoordMetrics;
 use super::runtime::{NodeView, Runtime};
+use crate::api::NodeId;
 use crate::config::CoordinatorConfig;
 use crate::rpc::ClusterError;
 use crate::session::{Coordination, RoleKind, SessionEvent, SessionWatch};
@@ -63,6 +64,8 @@ pub struct Leader {
     kick: Notify,
     stopped: watch::Sender<bool>,
     gc: mpsc::UnboundedSender<GcJob>,
+    /// Nodes whose long poll was abandoned, to probe ([`super::liveness`]).
+    suspects: mpsc::UnboundedSender<NodeId>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -123,6 +126,7 @@ impl Leader {
             }
         }
         let (gc_tx, gc_rx) = mpsc::unbounded_channel();
+        let (suspects, suspects_rx) = mpsc::unbounded_channel();
         let leader = Arc::new(Leader {
             store,
             objects,
@@ -140,6 +144,7 @@ impl Leader {
             kick: Notify::new(),
             stopped: watch::channel(false).0,
             gc: gc_tx,
+            suspects,
             config,
             core,
             metrics,
@@ -148,6 +153,7 @@ impl Leader {
         tokio::spawn(leader.clone().follow_sessions(coordination, sessions));
         tokio::spawn(leader.clone().reconcile_loop());
         tokio::spawn(leader.clone().gc_loop(gc_rx));
+        tokio::spawn(leader.clone().probe_loop(suspects_rx));
         Ok(leader)
     }
 
@@ -302,6 +308,26 @@ impl Leader {
         let _ = self.gc.send(job);
     }
 
+    /// A node is gone as of `at` (its session ended, or a probe found it dead): its tasks are
+    /// handed out again, and its channels and segments move once the grace after `at` ends.
+    pub(super) fn node_lost(&self, node_id: NodeId, at: Instant) {
+        let requeued = {
+            let mut rt = self.rt.lock();
+            rt.session_removed(node_id, at);
+            rt.tasks.drop_node(node_id)
+        };
+        for r in requeued {
+            tracing::info!(task = r.task.id, node = node_id, what = %super::tasks::describe(&r.task), "task handed out again: its node left");
+        }
+        self.touch();
+        self.kick();
+    }
+
+    /// Watches a node's long poll: abandoned, the node is probed.
+    pub(super) fn watch_sync(&self, node: NodeId) -> super::liveness::SyncWatch {
+        super::liveness::SyncWatch::new(self.suspects.clone(), node)
+    }
+
     /// Applies session changes until the term ends.
     async fn follow_sessions(
         self: Arc<Self>,
@@ -331,16 +357,7 @@ impl Leader {
                         continue;
                     }
                     tracing::info!(%role, node = node_id, grace_ms = self.config.node_loss_grace_ms, "node session lost");
-                    let requeued = {
-                        let mut rt = self.rt.lock();
-                        rt.session_removed(node_id, now);
-                        rt.tasks.drop_node(node_id)
-                    };
-                    for r in requeued {
-                        tracing::info!(task = r.task.id, node = node_id, what = %super::tasks::describe(&r.task), "task handed out again: its node left");
-                    }
-                    self.touch();
-                    self.kick();
+                    self.node_lost(node_id, now);
                 }
                 None => {
                     // The backend dropped the watch: watch again, reconciling with a listing.

@@ -49,6 +49,7 @@ mod gc;
 pub mod import;
 mod indexes;
 mod leader;
+mod liveness;
 mod load;
 mod metrics;
 mod placement;

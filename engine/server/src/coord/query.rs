@@ -12,7 +12,16 @@ use crate::rpc::ClusterError;
 use crate::session::RoleKind;
 
 impl Leader {
+    /// A query node's long poll; abandoned midway (the node went away), the node is probed
+    /// ([`super::liveness`]).
     pub async fn query_sync(&self, req: QuerySyncReq) -> Result<QuerySyncResp, ClusterError> {
+        let watch = self.watch_sync(req.node);
+        let out = self.query_sync_inner(req).await;
+        watch.done();
+        out
+    }
+
+    async fn query_sync_inner(&self, req: QuerySyncReq) -> Result<QuerySyncResp, ClusterError> {
         self.check()?;
         let (changed, acked) = {
             let mut rt = self.rt.lock();

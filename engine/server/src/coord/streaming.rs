@@ -39,7 +39,19 @@ fn check_owner(ch: &ChannelRecord, node: NodeId, term: u64) -> Result<(), Cluste
 }
 
 impl Leader {
+    /// A streaming node's long poll; abandoned midway (the node went away), the node is probed
+    /// ([`super::liveness`]).
     pub async fn streaming_sync(
+        &self,
+        req: StreamingSyncReq,
+    ) -> Result<StreamingSyncResp, ClusterError> {
+        let watch = self.watch_sync(req.node);
+        let out = self.streaming_sync_inner(req).await;
+        watch.done();
+        out
+    }
+
+    async fn streaming_sync_inner(
         &self,
         req: StreamingSyncReq,
     ) -> Result<StreamingSyncResp, ClusterError> {
