@@ -10,6 +10,7 @@ the chaos run belong to the failover benchmark.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -17,6 +18,18 @@ from pymilvus import MilvusClient
 
 from cluster_support import MixedLoad, active_coordinator, make_collection
 from helpers import wait_until
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def first_success(fn, timeout: float = 60.0) -> float:
@@ -128,3 +141,26 @@ def test_proxy_and_data_node_sigkill(own_cluster):
                            .get("pending_index_rows", 1)) == 0, 120,
                what="index builds finished on the surviving data node")
     load.verify(client2)
+
+
+def test_etcd_restart_under_load_is_survived(own_cluster):
+    cluster = own_cluster({}, coordinators=2, streaming=1, query=1, data=1, proxies=1)
+    client = MilvusClient(uri=cluster.uri())
+    make_collection(client, "etcdrestart")
+    load = MixedLoad(cluster.uri(), "etcdrestart").start()
+    try:
+        wait_until(lambda: load.write_ok >= 10 and load.read_ok >= 10, 60, what="load running")
+        roles = {n: p["pid"] for n, p in cluster.state()["procs"].items()
+                 if p["role"] not in ("etcd", "s3")}
+        cluster.kill("etcd", "KILL")
+        cluster.start("etcd")
+        writes, reads = load.write_ok, load.read_ok
+        wait_until(lambda: load.write_ok >= writes + 20 and load.read_ok >= reads + 20, 90,
+                   what="load progressing after the etcd restart")
+        # No role process exited: sessions were re-established, not lost.
+        gone = [n for n, pid in roles.items() if not pid_alive(pid)]
+        assert not gone, f"exited during the etcd restart: {gone}\n{cluster.logs()}"
+        wait_until(lambda: active_coordinator(cluster), 30, what="a leading coordinator")
+    finally:
+        load.finish()
+    load.verify(client)
