@@ -94,6 +94,19 @@ def test_release_and_reload(client, collection_name):
     assert len(client.search(collection_name, rand_vectors(1, 8).tolist(), limit=3)[0]) == 3
 
 
+def test_describe_replica_of_loaded_collection(client, collection_name, xfail_on):
+    xfail_on("milvus-lite", "GetReplicas is not implemented")
+    # pymilvus sends GetReplicas with the collection's id only (no name)
+    bare_collection(client, collection_name)
+    ip = client.prepare_index_params()
+    ip.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+    client.create_index(collection_name, ip)
+    load_and_wait(client, collection_name)
+    replicas = client.describe_replica(collection_name)
+    assert len(replicas) == 1, replicas
+    assert len(replicas[0].group_nodes) >= 1, replicas
+
+
 def test_collection_without_index_is_not_loaded_and_cannot_load(client, collection_name, xfail_on):
     xfail_on("milvus-lite", "a collection without a vector index reports Loaded (even after "
                             "release) and loads/searches without an index")

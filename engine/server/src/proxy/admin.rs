@@ -1,5 +1,6 @@
 //! Connection, version, health, databases, timestamps, flush, segments, replicas, metrics.
 
+use ferrovus_core::CoreError;
 use ferrovus_proto::common::{self, Status};
 use ferrovus_proto::milvus::*;
 use ferrovus_proto::schema as ps;
@@ -190,7 +191,19 @@ pub(super) async fn get_replicas(
     r: GetReplicasRequest,
 ) -> ApiResult<GetReplicasResponse> {
     check_db(&r.db_name)?;
-    let replicas = p.backend.replicas(&r.collection_name).await?;
+    // pymilvus' describe_replica sends the collection's id only (from a DescribeCollection).
+    let name = if r.collection_name.is_empty() && r.collection_id != 0 {
+        p.backend
+            .list_collections()
+            .await?
+            .into_iter()
+            .find(|c| c.id == r.collection_id)
+            .map(|c| c.name)
+            .ok_or_else(|| CoreError::CollectionNotFound(r.collection_id.to_string()))?
+    } else {
+        r.collection_name
+    };
+    let replicas = p.backend.replicas(&name).await?;
     Ok(GetReplicasResponse {
         status: Some(status::success()),
         replicas: replicas.into_iter().map(replica_info).collect(),
