@@ -29,6 +29,20 @@ DATA = Path(os.environ.get("FERROVUS_BENCH_DATA", BENCH / "data"))
 RESULTS = BENCH / "results"
 
 
+DEFAULT_SYSTEMS = "core,ferrovus,cluster,hnswlib,faiss,milvus-lite"
+QUICK_SYSTEMS = "core,ferrovus,cluster,hnswlib,faiss,milvus-lite"
+
+
+def cluster_counts(spec: str) -> dict:
+    counts = {"coordinator": 1, "streaming": 1, "query": 1, "data": 1, "proxy": 1}
+    for part in filter(None, (x.strip() for x in spec.split(","))):
+        role, _, n = part.partition("=")
+        if role not in counts or not n.isdigit() or int(n) < 1:
+            sys.exit(f"bench: --cluster wants role=count with roles {sorted(counts)}, got {part!r}")
+        counts[role] = int(n)
+    return counts
+
+
 def say(msg: str) -> None:
     print(f"[run] {msg}", file=sys.stderr, flush=True)
 
@@ -70,7 +84,7 @@ def cargo_build(release: bool) -> dict:
 
 
 def bins(release: bool) -> dict:
-    t = ROOT / "target" / ("release" if release else "debug")
+    t = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / ("release" if release else "debug")
     return {"ferrovus": Path(os.environ.get("FERROVUS_BIN", t / "ferrovus")),
             "core": Path(os.environ.get("FERROVUS_CORE_BENCH_BIN", t / "examples" / "core_bench"))}
 
@@ -219,8 +233,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny data, debug binaries, short table (CI)")
     ap.add_argument("--datasets", help="comma-separated subset of the mode's data sets")
-    ap.add_argument("--systems", default="core,ferrovus,hnswlib,faiss,milvus-lite",
-                    help="comma-separated subset of core,ferrovus,hnswlib,faiss,milvus-lite")
+    ap.add_argument("--systems", help="comma-separated subset of core,ferrovus,cluster,hnswlib,faiss,milvus-lite "
+                    f"(default: {DEFAULT_SYSTEMS}; quick: {QUICK_SYSTEMS})")
+    ap.add_argument("--cluster", default="coordinator=1,streaming=1,query=1,data=1,proxy=1",
+                    help="role instances of the `cluster` system (scripts/cluster up)")
     ap.add_argument("--ef", default="16,32,64,128,256", help="search ef sweep")
     ap.add_argument("--conc-ef", type=int, default=64, help="ef of the concurrent/batched/filtered runs")
     ap.add_argument("--threads", type=int, default=8, help="concurrent client threads")
@@ -258,19 +274,20 @@ def main() -> int:
     t_start = time.perf_counter()
     mode = "quick" if args.quick else "full"
     release = args.release or not args.quick
-    wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
+    systems_arg = args.systems or (QUICK_SYSTEMS if args.quick else DEFAULT_SYSTEMS)
+    wanted = [s.strip() for s in systems_arg.split(",") if s.strip()]
     bad = set(wanted) - set(systems.SYSTEMS)
     if bad:
         sys.exit(f"bench: unknown system(s) {sorted(bad)}")
     b = bins(release) if args.no_build else cargo_build(release)
-    for name in ("ferrovus", "core"):
-        if name in wanted and not b[name].exists():
-            sys.exit(f"bench: {b[name]} does not exist (build it, or drop --no-build)")
+    for name, binary in (("ferrovus", "ferrovus"), ("cluster", "ferrovus"), ("core", "core")):
+        if name in wanted and not b[binary].exists():
+            sys.exit(f"bench: {b[binary]} does not exist (build it, or drop --no-build)")
 
     st = systems.Settings(efs=[int(x) for x in args.ef.split(",")], threads=args.threads,
                           conc_ef=args.conc_ef,
                           budget_s=args.budget if args.budget else (0.5 if args.quick else 5.0),
-                          min_queries=50 if args.quick else 200)
+                          min_queries=50 if args.quick else 200, cluster=cluster_counts(args.cluster))
 
     def st_for(ds):
         # the index-only sweep holds one more copy of the vectors: skip it on the largest sets
