@@ -299,7 +299,10 @@ def main() -> int:
     now = dt.datetime.now()
     run = {"date": now.strftime("%Y-%m-%d %H:%M"), "mode": mode, "machine": machine(), "commit": git_commit(),
            "build": "release" if release else "debug", "versions": versions(),
-           "settings": {**st.__dict__}, "datasets": {}, "failures": []}
+           "settings": {**st.__dict__}, "datasets": {}, "failures": [],
+           # environment the servers inherit (e.g. TOKIO_WORKER_THREADS, FERROVUS_* overrides)
+           "env": {k: v for k, v in os.environ.items()
+                   if k.startswith(("FERROVUS_", "TOKIO_")) and k not in ("FERROVUS_BIN", "FERROVUS_VENV")}}
     only = [s.strip() for s in args.datasets.split(",")] if args.datasets else None
     for label, make in plan(args.quick, only, args.real_n):
         t = time.perf_counter()

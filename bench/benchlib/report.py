@@ -189,7 +189,9 @@ def markdown(run: dict) -> str:
     out = [f"# Ferrovus side-by-side benchmark — {run['date']} ({run['mode']} mode)", ""]
     out.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB RAM, {m['os']}; "
                f"load average at start {m['loadavg_start']}. Commit `{run['commit']}`. "
-               f"Binaries: {run['build']}. All systems ran in this one run, one after the other.")
+               f"Binaries: {run['build']}. All systems ran in this one run, one after the other."
+               + (" Server environment: " + ", ".join(f"`{k}={v}`" for k, v in sorted(run["env"].items())) + "."
+                  if run.get("env") else ""))
     out.append("")
     out.append(f"HNSW M={st['m']}, efConstruction={st['ef_construction']} everywhere; k=10; "
                f"inserts in batches of {st['batch']}; one query per call unless noted; "
@@ -309,6 +311,15 @@ def cluster_section(ds: dict) -> list[str]:
     for ef_, a, b, split in by_ef:
         out.append(f"| {ef_} | {_f(a, '{:.3f}')} | {_f(b, '{:.3f}')} | {_f(_div(b, a), '{:.2f}x')} | "
                    + " | ".join(_f(split.get(n), '{:.3f}') for n in names) + " |")
+    idle = {n: r.get("idle_cores_by_process") or {} for n, r in (("standalone", srv), ("cluster", cl))}
+    if any(idle.values()):
+        out += ["", "Background CPU with no requests (cores, measured after the index was built): standalone "
+                + _f(sum(idle["standalone"].values()), "{:.4f}") + "; cluster "
+                + ", ".join(f"{n} {v:.4f}" for n, v in sorted(idle["cluster"].items(), key=lambda x: -x[1])) + "."]
+    calls = (sweep_at(cl, ef) or {}).get("counters_per_query") or {}
+    if calls:
+        out += ["", f"Cluster counters per query at ef={ef} (summed over processes): "
+                + "; ".join(f"`{k}` {v:g}" for k, v in sorted(calls.items())) + "."]
     ins = cl.get("insert_cpu_split_s") or {}
     if ins:
         out += ["", "CPU seconds during the single-client insert: standalone "
