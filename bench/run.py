@@ -29,6 +29,22 @@ DATA = Path(os.environ.get("FERROVUS_BENCH_DATA", BENCH / "data"))
 RESULTS = BENCH / "results"
 
 
+DEFAULT_SYSTEMS = "core,ferrovus,cluster,hnswlib,faiss,milvus-lite"
+# `cluster` is opt-in in quick mode: starting etcd, moto and five debug role processes and going
+# through the seal -> index -> load hand-offs adds ~75 s to the ~2 min quick run.
+QUICK_SYSTEMS = "core,ferrovus,hnswlib,faiss,milvus-lite"
+
+
+def cluster_counts(spec: str) -> dict:
+    counts = {"coordinator": 1, "streaming": 1, "query": 1, "data": 1, "proxy": 1}
+    for part in filter(None, (x.strip() for x in spec.split(","))):
+        role, _, n = part.partition("=")
+        if role not in counts or not n.isdigit() or int(n) < 1:
+            sys.exit(f"bench: --cluster wants role=count with roles {sorted(counts)}, got {part!r}")
+        counts[role] = int(n)
+    return counts
+
+
 def say(msg: str) -> None:
     print(f"[run] {msg}", file=sys.stderr, flush=True)
 
@@ -70,7 +86,7 @@ def cargo_build(release: bool) -> dict:
 
 
 def bins(release: bool) -> dict:
-    t = ROOT / "target" / ("release" if release else "debug")
+    t = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / ("release" if release else "debug")
     return {"ferrovus": Path(os.environ.get("FERROVUS_BIN", t / "ferrovus")),
             "core": Path(os.environ.get("FERROVUS_CORE_BENCH_BIN", t / "examples" / "core_bench"))}
 
@@ -219,8 +235,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny data, debug binaries, short table (CI)")
     ap.add_argument("--datasets", help="comma-separated subset of the mode's data sets")
-    ap.add_argument("--systems", default="core,ferrovus,hnswlib,faiss,milvus-lite",
-                    help="comma-separated subset of core,ferrovus,hnswlib,faiss,milvus-lite")
+    ap.add_argument("--systems", help="comma-separated subset of core,ferrovus,cluster,hnswlib,faiss,milvus-lite "
+                    f"(default: {DEFAULT_SYSTEMS}; quick: {QUICK_SYSTEMS})")
+    ap.add_argument("--cluster", default="coordinator=1,streaming=1,query=1,data=1,proxy=1",
+                    help="role instances of the `cluster` system (scripts/cluster up)")
     ap.add_argument("--ef", default="16,32,64,128,256", help="search ef sweep")
     ap.add_argument("--conc-ef", type=int, default=64, help="ef of the concurrent/batched/filtered runs")
     ap.add_argument("--threads", type=int, default=8, help="concurrent client threads")
@@ -228,6 +246,8 @@ def main() -> int:
     ap.add_argument("--real-n", type=int, help="vectors of the real data set (default 100,000; 0 = the whole corpus, ~165k)")
     ap.add_argument("--lite-max-n", type=int, default=1_000_000,
                     help="skip milvus-lite on data sets larger than this")
+    ap.add_argument("--cluster-max-n", type=int, default=200_000,
+                    help="skip `cluster` on data sets larger than this (its moto S3 server keeps every object in memory)")
     ap.add_argument("--release", action="store_true", help="release binaries in quick mode too")
     ap.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     ap.add_argument("--tag", default="", help="suffix of the result file names")
@@ -258,19 +278,20 @@ def main() -> int:
     t_start = time.perf_counter()
     mode = "quick" if args.quick else "full"
     release = args.release or not args.quick
-    wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
+    systems_arg = args.systems or (QUICK_SYSTEMS if args.quick else DEFAULT_SYSTEMS)
+    wanted = [s.strip() for s in systems_arg.split(",") if s.strip()]
     bad = set(wanted) - set(systems.SYSTEMS)
     if bad:
         sys.exit(f"bench: unknown system(s) {sorted(bad)}")
     b = bins(release) if args.no_build else cargo_build(release)
-    for name in ("ferrovus", "core"):
-        if name in wanted and not b[name].exists():
-            sys.exit(f"bench: {b[name]} does not exist (build it, or drop --no-build)")
+    for name, binary in (("ferrovus", "ferrovus"), ("cluster", "ferrovus"), ("core", "core")):
+        if name in wanted and not b[binary].exists():
+            sys.exit(f"bench: {b[binary]} does not exist (build it, or drop --no-build)")
 
     st = systems.Settings(efs=[int(x) for x in args.ef.split(",")], threads=args.threads,
                           conc_ef=args.conc_ef,
                           budget_s=args.budget if args.budget else (0.5 if args.quick else 5.0),
-                          min_queries=50 if args.quick else 200)
+                          min_queries=50 if args.quick else 200, cluster=cluster_counts(args.cluster))
 
     def st_for(ds):
         # the index-only sweep holds one more copy of the vectors: skip it on the largest sets
@@ -282,7 +303,10 @@ def main() -> int:
     now = dt.datetime.now()
     run = {"date": now.strftime("%Y-%m-%d %H:%M"), "mode": mode, "machine": machine(), "commit": git_commit(),
            "build": "release" if release else "debug", "versions": versions(),
-           "settings": {**st.__dict__}, "datasets": {}, "failures": []}
+           "settings": {**st.__dict__}, "datasets": {}, "failures": [],
+           # environment the servers inherit (e.g. TOKIO_WORKER_THREADS, FERROVUS_* overrides)
+           "env": {k: v for k, v in os.environ.items()
+                   if k.startswith(("FERROVUS_", "TOKIO_")) and k not in ("FERROVUS_BIN", "FERROVUS_VENV")}}
     only = [s.strip() for s in args.datasets.split(",")] if args.datasets else None
     for label, make in plan(args.quick, only, args.real_n):
         t = time.perf_counter()
@@ -294,6 +318,9 @@ def main() -> int:
         for s in wanted:
             if s == "milvus-lite" and ds.n > args.lite_max_n:
                 say(f"  {s}: skipped (n > --lite-max-n {args.lite_max_n})")
+                continue
+            if s == "cluster" and ds.n > args.cluster_max_n:
+                say(f"  {s}: skipped (n > --cluster-max-n {args.cluster_max_n})")
                 continue
             say(f"  {s} ...")
             r = run_in_worker(s, ds, st_for(ds), b, workdir, timeout_s)

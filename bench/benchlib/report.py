@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-ORDER = ["core", "core-index", "ferrovus", "hnswlib", "faiss", "milvus-lite"]
+ORDER = ["core", "core-index", "ferrovus", "cluster", "hnswlib", "faiss", "milvus-lite"]
 LABEL = {
     "core": "Ferrovus core (in-process, Rust)",
     "core-index": "Ferrovus segment index alone (Rust)",
     "ferrovus": "Ferrovus standalone (gRPC)",
+    "cluster": "Ferrovus cluster (gRPC, one process per role)",
     "hnswlib": "hnswlib 0.8.0",
     "faiss": "faiss-cpu IndexHNSWFlat",
     "milvus-lite": "milvus-lite (gRPC)",
 }
-COLOR = {"core": "tab:blue", "core-index": "tab:cyan", "ferrovus": "tab:green",
+COLOR = {"core": "tab:blue", "core-index": "tab:cyan", "ferrovus": "tab:green", "cluster": "tab:olive",
          "hnswlib": "tab:red", "faiss": "tab:purple", "milvus-lite": "tab:brown"}
 
 
@@ -95,7 +96,43 @@ def ratios(ds: dict, settings: dict) -> dict:
     for name in ("ferrovus", "core"):
         f1 = next((f for f in (_ok(ds, name) or {}).get("filtered", []) if f["selectivity_pct"] == 1), None)
         out[f"{name}_filtered_1pct_recall"] = f1["recall"] if f1 else None
+    out.update(cluster_ratios(ds))
     return out
+
+
+def recall_ef(r: dict | None, target: float = 0.95, also: dict | None = None) -> int | None:
+    """The smallest swept ef at which `r` (and `also`, when given) reach recall@10 >= target."""
+    if not r:
+        return None
+    for p in sorted(r["sweep"], key=lambda x: x["ef"]):
+        q = sweep_at(also, p["ef"]) if also else p
+        if p["recall"] >= target and q and q["recall"] >= target:
+            return p["ef"]
+    return None
+
+
+def cluster_ratios(ds: dict) -> dict:
+    """The cluster against standalone, same run: insert, QPS, latency and CPU per query at the
+    smallest ef where both reach recall@10 >= 0.95 (single-client loop)."""
+    srv, cl = _ok(ds, "ferrovus"), _ok(ds, "cluster")
+    if not srv or not cl:
+        return {}
+    ef = recall_ef(srv, 0.95, cl)
+    a, b = sweep_at(cl, ef) or {}, sweep_at(srv, ef) or {}
+    return {
+        "cluster_ef_at_recall_0.95": ef,
+        "cluster_vs_standalone_insert": _div(cl.get("insert_rows_per_s"), srv.get("insert_rows_per_s")),
+        "cluster_vs_standalone_parallel_insert": _div((cl.get("parallel_insert") or {}).get("rows_per_s"),
+                                                      (srv.get("parallel_insert") or {}).get("rows_per_s")),
+        "cluster_vs_standalone_qps_at_recall_0.95": _div(qps_at_recall(cl, 0.95), qps_at_recall(srv, 0.95)),
+        "cluster_vs_standalone_qps": _div(a.get("qps"), b.get("qps")),
+        "cluster_vs_standalone_cpu_per_query": _div(a.get("server_cpu_ms_per_query"), b.get("server_cpu_ms_per_query")),
+        "cluster_vs_standalone_p50": _div(a.get("p50_ms"), b.get("p50_ms")),
+        "cluster_vs_standalone_p99": _div(a.get("p99_ms"), b.get("p99_ms")),
+        "cluster_vs_standalone_8threads": _div((cl.get("concurrent") or {}).get("qps"),
+                                               (srv.get("concurrent") or {}).get("qps")),
+        "cluster_vs_standalone_batched": _div((cl.get("batched") or {}).get("qps"), (srv.get("batched") or {}).get("qps")),
+    }
 
 
 def targets(run: dict) -> list[dict]:
@@ -122,6 +159,9 @@ def targets(run: dict) -> list[dict]:
                 add("insert rows/s through the client (128-d, 4 client processes)", r.get("server_parallel_insert_rows_per_s"), "≥ 50,000", lambda v: v >= 50000, "{:,.0f}")
         add("server filtered 1 % recall@10", r.get("ferrovus_filtered_1pct_recall"), "≥ 0.95", lambda v: v >= 0.95, "{:.3f}")
         add("server RSS vs raw vectors + links", r.get("server_rss_vs_raw"), "≤ 1.5x", lambda v: v <= 1.5)
+        if r.get("cluster_vs_standalone_cpu_per_query") is not None:
+            add(f"cluster search CPU per query vs standalone (1 client, ef={r.get('cluster_ef_at_recall_0.95')})",
+                r.get("cluster_vs_standalone_cpu_per_query"), "≤ 1.3x", lambda v: v <= 1.3)
     return rows
 
 
@@ -149,7 +189,9 @@ def markdown(run: dict) -> str:
     out = [f"# Ferrovus side-by-side benchmark — {run['date']} ({run['mode']} mode)", ""]
     out.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB RAM, {m['os']}; "
                f"load average at start {m['loadavg_start']}. Commit `{run['commit']}`. "
-               f"Binaries: {run['build']}. All systems ran in this one run, one after the other.")
+               f"Binaries: {run['build']}. All systems ran in this one run, one after the other."
+               + (" Server environment: " + ", ".join(f"`{k}={v}`" for k, v in sorted(run["env"].items())) + "."
+                  if run.get("env") else ""))
     out.append("")
     out.append(f"HNSW M={st['m']}, efConstruction={st['ef_construction']} everywhere; k=10; "
                f"inserts in batches of {st['batch']}; one query per call unless noted; "
@@ -212,6 +254,7 @@ def markdown(run: dict) -> str:
             out.append(f"| {LABEL[s]} | {_f(p.get('qps'))} | {_f((r.get('concurrent') or {}).get('qps'))} | "
                        f"{_f((r.get('batched') or {}).get('qps'))} | {_f(p.get('p50_ms'), '{:.2f}')} | "
                        f"{_f(p.get('p99_ms'), '{:.2f}')} | {cpu_cell(p)} | {fcell(fl.get(10))} | {fcell(fl.get(1))} |")
+        out += cluster_section(ds)
         rt = ds.get("ratios") or {}
         out += ["", "Ratios (same run): " + "; ".join(
             f"{k} = {_f(v, '{:.2f}')}" for k, v in rt.items()
@@ -230,6 +273,61 @@ def markdown(run: dict) -> str:
     if run.get("failures"):
         out += ["## Failures", ""] + [f"- {f}" for f in run["failures"]] + [""]
     return "\n".join(out)
+
+
+def cluster_section(ds: dict) -> list[str]:
+    """Cluster vs standalone: the figures of the distributed-roles comparison, and where the
+    cluster's CPU goes, per process."""
+    srv, cl = _ok(ds, "ferrovus"), _ok(ds, "cluster")
+    if not srv or not cl:
+        return []
+    ef = recall_ef(srv, 0.95, cl)
+    out = ["", f"Cluster vs standalone (single client; search at ef={ef}, the smallest swept ef where both "
+               "reach recall@10 ≥ 0.95; CPU = every ferrovus process of the system, etcd + moto apart):", "",
+           "| system | insert rows/s 1 client [N procs] | index+load s | recall | QPS | QPS at recall 0.95 | p50 ms | p99 ms "
+           "| CPU ms/query server | etcd+moto ms/query | client ms/query | RSS MiB (+ etcd/moto) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in (("ferrovus", srv), ("cluster", cl)):
+        p = sweep_at(r, ef) or {}
+        pi = r.get("parallel_insert") or {}
+        ins = _f(r.get("insert_rows_per_s")) + (f" [{pi['processes']}: {_f(pi['rows_per_s'])}]" if pi else "")
+        mem = _mb(r.get("rss_bytes")) + (f" (+{_mb(r['aux_rss_bytes'])})" if r.get("aux_rss_bytes") else "")
+        out.append(f"| {LABEL[name]} | {ins} | {_f(r.get('index_s'), '{:.1f}')} | {_f(p.get('recall'), '{:.3f}')} | "
+                   f"{_f(p.get('qps'))} | {_f(qps_at_recall(r, 0.95))} | {_f(p.get('p50_ms'), '{:.2f}')} | "
+                   f"{_f(p.get('p99_ms'), '{:.2f}')} | {_f(p.get('server_cpu_ms_per_query'), '{:.3f}')} | "
+                   f"{_f(p.get('aux_cpu_ms_per_query'), '{:.3f}')} | {_f(p.get('client_cpu_ms_per_query'), '{:.3f}')} | {mem} |")
+    by_ef = []
+    for p in cl["sweep"]:
+        q = sweep_at(srv, p["ef"]) or {}
+        split = p.get("cpu_ms_per_query_by_process") or {}
+        by_ef.append((p["ef"], q.get("server_cpu_ms_per_query"), p.get("server_cpu_ms_per_query"), split))
+    names = sorted({n for *_, sp in by_ef for n in sp},
+                   key=lambda n: (["proxy", "query", "streaming", "coordinator", "data", "etcd", "s3"]
+                                  .index(n.split("-")[0]) if n.split("-")[0] in
+                                  ("proxy", "query", "streaming", "coordinator", "data", "etcd", "s3") else 9, n))
+    out += ["", "CPU ms per query by process, single-client loop at each ef (standalone: its one process):", "",
+            "| ef | standalone | cluster total | ratio | " + " | ".join(names) + " |",
+            "|---|---|---|---|" + "---|" * len(names)]
+    for ef_, a, b, split in by_ef:
+        out.append(f"| {ef_} | {_f(a, '{:.3f}')} | {_f(b, '{:.3f}')} | {_f(_div(b, a), '{:.2f}x')} | "
+                   + " | ".join(_f(split.get(n), '{:.3f}') for n in names) + " |")
+    idle = {n: r.get("idle_cores_by_process") or {} for n, r in (("standalone", srv), ("cluster", cl))}
+    if any(idle.values()):
+        out += ["", "Background CPU with no requests (cores, measured after the index was built): standalone "
+                + _f(sum(idle["standalone"].values()), "{:.4f}") + "; cluster "
+                + ", ".join(f"{n} {v:.4f}" for n, v in sorted(idle["cluster"].items(), key=lambda x: -x[1])) + "."]
+    calls = (sweep_at(cl, ef) or {}).get("counters_per_query") or {}
+    if calls:
+        out += ["", f"Cluster counters per query at ef={ef} (summed over processes): "
+                + "; ".join(f"`{k}` {v:g}" for k, v in sorted(calls.items())) + "."]
+    ins = cl.get("insert_cpu_split_s") or {}
+    if ins:
+        out += ["", "CPU seconds during the single-client insert: standalone "
+                f"{_f(srv.get('insert_server_cpu_s'), '{:.2f}')}; cluster "
+                + ", ".join(f"{n} {v:.2f}" for n, v in sorted(ins.items(), key=lambda x: -x[1]))
+                + f" (client: standalone {_f(srv.get('insert_client_cpu_s'), '{:.2f}')}, cluster "
+                f"{_f(cl.get('insert_client_cpu_s'), '{:.2f}')})."]
+    return out
 
 
 def short_table(run: dict) -> str:

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,9 @@ class Settings:
     min_queries: int = 100  # a timed loop runs at least this many queries
     index_sweep: bool = True  # core_bench: also sweep the segment index alone
     insert_procs: int = 4  # servers: a second insert from this many client processes (1 = skip)
+    # `cluster`: role instances started by scripts/cluster
+    cluster: dict = field(default_factory=lambda: {"coordinator": 1, "streaming": 1, "query": 1,
+                                                   "data": 1, "proxy": 1})
 
 
 def log(msg: str) -> None:
@@ -159,21 +162,25 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def wait_idle(pid: int, window_s: float = 1.5, max_cores: float = 0.1, timeout_s: float = 4 * 3600) -> float:
-    """Wait until the process tree used < max_cores over window_s; return when it was last busy."""
+def wait_idle(cpu, window_s: float = 1.5, max_cores: float = 0.1, timeout_s: float = 4 * 3600) -> float:
+    """Wait until the processes measured by `cpu()` (CPU seconds so far; or a pid: its process
+    tree) used < max_cores over window_s; return when they were last busy."""
+    if isinstance(cpu, int):
+        pid = cpu
+        cpu = lambda: cpu_seconds(pid)  # noqa: E731
     step = 0.25
-    samples = [(time.perf_counter(), cpu_seconds(pid))]
+    samples = [(time.perf_counter(), cpu())]
     last_busy = samples[0][0]
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         time.sleep(step)
-        now = (time.perf_counter(), cpu_seconds(pid))
+        now = (time.perf_counter(), cpu())
         if now[1] - samples[-1][1] > max_cores * (now[0] - samples[-1][0]) + 0.011:
             last_busy = now[0]
         samples.append(now)
         if now[0] - last_busy >= window_s:
             return last_busy
-    raise RuntimeError(f"process {pid} still busy after {timeout_s:.0f}s")
+    raise RuntimeError(f"server processes still busy after {timeout_s:.0f}s")
 
 
 def disk_usage(path: Path) -> int:
@@ -254,6 +261,39 @@ class Server:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.grpc_port}"
 
+    # What the harness measures: the system's processes (CPU, RSS), and auxiliary ones it
+    # depends on (the cluster's etcd and S3 server), reported apart.
+    def procs(self) -> dict[str, int]:
+        return {"server": self.proc.pid}
+
+    def aux_procs(self) -> dict[str, int]:
+        return {}
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p) for p in self.procs().values())
+
+    def cpu_split(self) -> dict[str, float]:
+        """CPU seconds so far of each process (system and auxiliary), by name."""
+        return {n: cpu_seconds(p) for n, p in {**self.procs(), **self.aux_procs()}.items()}
+
+    def rss(self) -> tuple[int, int]:
+        cur = peak = 0
+        for p in self.procs().values():
+            c, k = rss(p)
+            cur, peak = cur + c, peak + k
+        return cur, peak
+
+    def wait_loaded(self, client, coll: str, n: int, deadline: float) -> None:
+        """Until every row is indexed and the collection reports Loaded."""
+        while True:
+            d = client.describe_index(coll, "vec")
+            state = client.get_load_state(coll).get("state")
+            if int(d.get("indexed_rows", 0)) >= n and str(state).endswith("Loaded"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"index not ready: {d}, load state {state}")
+            time.sleep(0.05)
+
     def log_tail(self, n: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
@@ -261,22 +301,7 @@ class Server:
             return "(no log)"
 
     def metrics(self) -> dict[str, float]:
-        if self.kind != "ferrovus":
-            return {}
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
-            return {}
-        out = {}
-        for line in text.splitlines():
-            if line.startswith("ferrovus_") and " " in line:
-                k, v = line.rsplit(" ", 1)
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    pass
-        return out
+        return _metrics(self.http_port) if self.kind == "ferrovus" else {}
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -288,6 +313,120 @@ class Server:
                 self.proc.wait(timeout=30)
         if getattr(self, "_log", None):
             self._log.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ClusterServer(Server):
+    """A multi-process Ferrovus cluster started by `scripts/cluster up`: a real etcd and S3
+    server (moto) plus one process per role instance; clients talk to the first proxy."""
+
+    def __init__(self, workdir: Path, binary: Path, counts: dict[str, int]):
+        super().__init__("cluster", workdir, binary)
+        self.counts = counts
+        self.cluster_dir = workdir / "cluster"
+        self.data_dir = self.cluster_dir
+        self.state: dict = {}
+
+    def _script(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env["FERROVUS_BIN"] = str(self.binary)
+        env.setdefault("RUST_LOG", "warn")
+        env.setdefault("FERROVUS_LOG_LEVEL", "warn")
+        # moto_server lives next to this interpreter (the project venv)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "cluster"), *args,
+                               "--dir", str(self.cluster_dir)],
+                              capture_output=True, text=True, env=env, timeout=timeout)
+
+    def start(self, timeout_s: float = 120) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        c = self.counts
+        p = self._script("up", "--coordinators", str(c["coordinator"]), "--streaming", str(c["streaming"]),
+                         "--query", str(c["query"]), "--data", str(c["data"]), "--proxies", str(c["proxy"]),
+                         "--timeout", str(timeout_s), "--json", timeout=timeout_s + 60)
+        if p.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"scripts/cluster up failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+        self.state = json.loads(p.stdout)
+        self.grpc_port = int(self.state["proxies"][0].rsplit(":", 1)[1])
+
+    def _by_role(self, engine: bool) -> dict[str, int]:
+        return {n: s["pid"] for n, s in self.state.get("processes", {}).items()
+                if s.get("pid") and (s["role"] not in ("etcd", "s3")) == engine}
+
+    def procs(self) -> dict[str, int]:
+        return self._by_role(True)
+
+    def aux_procs(self) -> dict[str, int]:
+        return self._by_role(False)
+
+    def role_metrics(self, role: str) -> list[dict[str, float]]:
+        out = []
+        for s in self.state.get("processes", {}).values():
+            if s["role"] == role:
+                out.append(_metrics(s["http_port"]))
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """Every role's metrics, summed by name."""
+        out: dict[str, float] = {}
+        for role in ("proxy", "query", "streaming", "data", "coordinator"):
+            for m in self.role_metrics(role):
+                for k, v in m.items():
+                    out[k] = out.get(k, 0.0) + v
+        return out
+
+    def wait_loaded(self, client, coll: str, n: int, deadline: float) -> None:
+        """Every row indexed, the collection Loaded (every segment served by a delegator), and
+        every query node done loading segments and their indexes (the coordinator's Loaded
+        does not wait for a query node to attach an index built after the segment was
+        served)."""
+        while True:
+            super().wait_loaded(client, coll, n, deadline)
+            qn = self.role_metrics("query")
+            loading = sum(m.get("ferrovus_querynode_segments_loading", 0) for m in qn)
+            loaded = sum(m.get("ferrovus_querynode_segments_loaded", 0) for m in qn)
+            indexes = sum(v for m in qn for k, v in m.items()
+                          if k.startswith("ferrovus_querynode_index_loads_total") and 'outcome="ok"' in k)
+            if qn and loading == 0 and loaded > 0 and indexes >= loaded:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"query nodes not done: loading {loading}, loaded {loaded}, indexes {indexes}")
+            time.sleep(0.1)
+
+    def log_tail(self, n: int = 30) -> str:
+        logs = sorted((self.cluster_dir / "logs").glob("*.log"))
+        parts = []
+        for f in logs:
+            try:
+                lines = f.read_text(errors="replace").splitlines()[-n:]
+            except OSError:
+                continue
+            parts.append(f"--- {f.name}\n" + "\n".join(lines))
+        return "\n".join(parts) or "(no logs)"
+
+    def stop(self) -> None:
+        if self.cluster_dir.exists():
+            self._script("down", timeout=120)
+
+
+def _metrics(http_port) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("ferrovus_") and " " in line:
+            k, v = line.rsplit(" ", 1)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
 
 
 def client_encode_rate(base, tags, dim: int, seconds: float = 2.0) -> float | None:
@@ -373,10 +512,16 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
     from pymilvus import DataType, MilvusClient  # noqa: PLC0415
 
     res = empty_result(kind)
-    srv = Server(kind, workdir / kind, binary)
+    if kind == "cluster":
+        srv = ClusterServer(workdir / kind, binary, st.cluster)
+        res["notes"].append("scripts/cluster: " + ", ".join(f"{v} {k}" for k, v in st.cluster.items())
+                            + " process(es), real etcd + moto S3 server; CPU and RSS are the ferrovus "
+                            "role processes' (etcd + moto apart); disk = etcd + local data dirs "
+                            "(moto keeps the objects in memory)")
+    else:
+        srv = Server(kind, workdir / kind, binary)
     srv.start()
     try:
-        pid = srv.proc.pid
         client = MilvusClient(srv.uri)
         coll = "bench"
         if client.has_collection(coll):
@@ -390,13 +535,15 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
                      params={"M": st.m, "efConstruction": st.ef_construction})
         client.create_collection(coll, schema=schema, index_params=ip,
                                  consistency_level="Bounded", shards_num=1)
-        res["rss_idle_bytes"] = rss(pid)[0]
+        res["rss_idle_bytes"] = srv.rss()[0]
+        res["processes"] = {"system": sorted(srv.procs()), "aux": sorted(srv.aux_procs())}
 
         base = ds.load("base")
         tags = ds.load("tags")
         res["client_encode_rows_per_s"] = client_encode_rate(base, tags, ds.dim)
         t0 = time.perf_counter()
-        c_client, c_server = time.process_time(), cpu_seconds(pid)
+        c_client, c_server = time.process_time(), srv.cpu()
+        split0 = srv.cpu_split()
         for s in range(0, ds.n, st.batch):
             e = min(ds.n, s + st.batch)
             vec = np.asarray(base[s:e])
@@ -408,28 +555,28 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
         res["insert_s"] = time.perf_counter() - t0
         res["insert_rows_per_s"] = ds.n / res["insert_s"]
         res["insert_client_cpu_s"] = time.process_time() - c_client
-        res["insert_server_cpu_s"] = cpu_seconds(pid) - c_server
+        res["insert_server_cpu_s"] = srv.cpu() - c_server
+        res["insert_cpu_split_s"] = _split_delta(split0, srv.cpu_split())
 
         t1 = time.perf_counter()
-        cpu0 = cpu_seconds(pid)
+        cpu0 = srv.cpu()
         client.flush(coll)
-        deadline = time.monotonic() + 4 * 3600
-        while True:
-            d = client.describe_index(coll, "vec")
-            state = client.get_load_state(coll).get("state")
-            if int(d.get("indexed_rows", 0)) >= ds.n and str(state).endswith("Loaded"):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"index not ready: {d}, load state {state}")
-            time.sleep(0.05)
+        srv.wait_loaded(client, coll, ds.n, time.monotonic() + 4 * 3600)
         res["index_reported_s"] = time.perf_counter() - t1
         # A server may report the index as done and keep building in the background (milvus-lite
         # does: it reports indexed_rows = row count and builds per-segment faiss indexes in a
         # worker thread, answering by brute force meanwhile). So the index time ends when the
         # server process goes idle (< 0.1 core over 1.5 s), measured back to its last busy moment.
-        last_busy = wait_idle(pid)
+        last_busy = wait_idle(srv.cpu)
         res["index_s"] = max(res["index_reported_s"], last_busy - t1)
-        res["build_cpu_s"] = cpu_seconds(pid) - cpu0
+        res["build_cpu_s"] = srv.cpu() - cpu0
+        # background CPU with no requests (sessions, leases, long polls): part of every
+        # per-query CPU figure below, so report it
+        idle_s = min(3.0, max(1.0, st.budget_s / 2))
+        s0, t_idle = srv.cpu_split(), time.perf_counter()
+        time.sleep(idle_s)
+        idle = _split_delta(s0, srv.cpu_split())
+        res["idle_cores_by_process"] = {n: v / (time.perf_counter() - t_idle) for n, v in idle.items()}
         cnt = client.query(coll, filter="", output_fields=["count(*)"], consistency_level="Strong")
         if int(cnt[0]["count(*)"]) != ds.n:
             raise RuntimeError(f"count(*) = {cnt[0]['count(*)']}, expected {ds.n}")
@@ -461,9 +608,19 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
 
         for ef in st.efs:
             found_all, bqps = batched_all(ef)
-            c_client, c_server = time.process_time(), cpu_seconds(pid)
+            m0 = srv.metrics() if kind == "cluster" else {}
+            c_client, c_server = time.process_time(), srv.cpu()
+            split0 = srv.cpu_split()
             found, qps, lat = timed_loop(one(ef), queries, st.budget_s, st.min_queries)
             nq_run = len(found) + min(20, len(queries))  # + warm-up
+            split = _split_delta(split0, srv.cpu_split())
+            # cluster: internal calls per query (RPCs by method, delete pulls, retries)
+            calls = {k: (v - m0.get(k, 0.0)) / nq_run for k, v in srv.metrics().items()
+                     if k in m0 or v} if m0 else {}
+            calls = {k: round(v, 3) for k, v in calls.items()
+                     if abs(v) >= 0.001 and k.split("{")[0].endswith("_total")}
+            c_server = srv.cpu() - c_server
+            aux = sum(v for n, v in split.items() if n in srv.aux_procs())
             p50, p99 = percentiles(lat)
             res["sweep"].append({
                 "ef": max(ef, K), "qps": qps, "recall": recall_at(found_all, gt, K),
@@ -471,7 +628,11 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
                 "p50_ms": p50, "p99_ms": p99, "batched_qps": bqps,
                 # where a single-query call spends CPU: the Python client vs the server process
                 "client_cpu_ms_per_query": (time.process_time() - c_client) * 1e3 / nq_run,
-                "server_cpu_ms_per_query": (cpu_seconds(pid) - c_server) * 1e3 / nq_run})
+                "server_cpu_ms_per_query": c_server * 1e3 / nq_run,
+                # per process (cluster: each role instance, and etcd/s3 apart)
+                "cpu_ms_per_query_by_process": {n: v * 1e3 / nq_run for n, v in split.items()},
+                "aux_cpu_ms_per_query": aux * 1e3 / nq_run if srv.aux_procs() else None,
+                "counters_per_query": calls or None})
         _, bqps = batched_all(st.conc_ef)
         res["batched"] = {"ef": st.conc_ef, "nq_per_request": st.nq_per_request, "qps": bqps}
         res["concurrent"] = {"ef": st.conc_ef, "threads": st.threads,
@@ -483,7 +644,9 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
             res["filtered"].append({"selectivity_pct": pct, "filter": expr, "ef": st.conc_ef, "qps": qps,
                                     "recall": recall_at(found, fgt[:len(found)], K),
                                     "queries": len(found), "p50_ms": p50, "p99_ms": p99})
-        res["rss_bytes"], res["rss_peak_bytes"] = rss(pid)
+        res["rss_bytes"], res["rss_peak_bytes"] = srv.rss()
+        if srv.aux_procs():
+            res["aux_rss_bytes"] = sum(rss(p)[0] for p in srv.aux_procs().values())
         res["disk_bytes"] = disk_usage(srv.data_dir)
         if st.insert_procs > 1:
             res["parallel_insert"] = parallel_insert(srv.uri, ds, st)
@@ -498,6 +661,10 @@ def run_server(kind: str, ds: Dataset, st: Settings, workdir: Path, binary: Path
         raise
     finally:
         srv.stop()
+
+
+def _split_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {n: after[n] - before.get(n, 0.0) for n in after}
 
 
 # ----------------------------------------------------------------------------- libraries
@@ -668,14 +835,14 @@ def run_core(ds: Dataset, st: Settings, workdir: Path, binary: Path, timeout_s: 
     return res
 
 
-SYSTEMS = ("ferrovus", "milvus-lite", "hnswlib", "faiss", "core")
+SYSTEMS = ("ferrovus", "cluster", "milvus-lite", "hnswlib", "faiss", "core")
 
 
 def run_system(name: str, ds: Dataset, st: Settings, workdir: Path, bins: dict, timeout_s: float) -> dict:
     wd = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
     try:
-        if name == "ferrovus":
-            return run_server("ferrovus", ds, st, wd, bins["ferrovus"])
+        if name in ("ferrovus", "cluster"):
+            return run_server(name, ds, st, wd, bins["ferrovus"])
         if name == "milvus-lite":
             return run_server("milvus-lite", ds, st, wd)
         if name == "hnswlib":
