@@ -204,7 +204,15 @@ pub async fn run(
         let _ = http_task.await;
     };
 
-    let started = start(&cfg, role.clone(), &readiness, metrics, http_port).await;
+    let mut shutdown = Box::pin(shutdown);
+    let started = tokio::select! {
+        started = start(&cfg, role.clone(), &readiness, metrics, http_port) => started,
+        _ = &mut shutdown => {
+            tracing::info!(role = %kind, "stopped before it started");
+            stop_http.await;
+            return Ok(());
+        }
+    };
     let (server, session, node_id) = match started {
         Ok(v) => v,
         Err(e) => {
@@ -260,6 +268,38 @@ pub async fn run(
     result
 }
 
+/// Retries `connect` until it succeeds, with a back-off from 100 ms to 5 s; `/readyz` and the
+/// log say what is awaited and the last error. (SIGTERM meanwhile ends the process: see
+/// [`run`].)
+async fn wait_for<T, F, Fut>(readiness: &Readiness, what: &str, mut connect: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0u32;
+    loop {
+        readiness.set_not_ready(&format!("connecting to {what}"));
+        match connect().await {
+            Ok(v) => {
+                if attempts > 0 {
+                    tracing::info!(what, attempts, "connected");
+                }
+                return v;
+            }
+            Err(e) => {
+                attempts += 1;
+                readiness.set_not_ready(&format!("waiting for {what}: {e}"));
+                if attempts == 1 || attempts.is_power_of_two() {
+                    tracing::warn!(what, attempts, error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach a dependency yet; waiting");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Everything between "HTTP is up" and "session registered".
 async fn start(
     cfg: &Config,
@@ -269,11 +309,17 @@ async fn start(
     http_port: u16,
 ) -> Result<(rpc::RunningRpcServer, crate::session::Session, u64), NodeError> {
     let kind = role.kind();
-    readiness.set_not_ready("connecting to etcd and object storage");
-    let store = EtcdMetaStore::connect(etcd_config(cfg))
-        .await
-        .map_err(ServeError::from)?;
-    let objects = open_object_store(cfg).await?;
+    // Dependencies may come up after us (no start-up order): wait for them, saying so.
+    let store = wait_for(readiness, "etcd", || async {
+        EtcdMetaStore::connect(etcd_config(cfg))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let objects = wait_for(readiness, "object storage", || async {
+        open_object_store(cfg).await.map_err(|e| e.to_string())
+    })
+    .await;
     let coordination = Arc::new(EtcdCoordination::new(
         store.clone(),
         cfg.cluster.coordination(),

@@ -17,12 +17,14 @@ thousand rows), so that killing or adding processes does not disturb the rest of
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
 
 import grpc
 import numpy as np
+import pytest
 from pymilvus import MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
@@ -171,3 +173,62 @@ def test_an_unknown_role_is_a_clear_cli_error():
                        timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "gateway" in r.stderr and "coordinator" in r.stderr, r.stderr
+
+
+def test_a_role_started_before_etcd_waits_for_it_and_says_so(request, tmp_path):
+    from conftest import _chosen_kind  # noqa: PLC0415
+    if _chosen_kind(request.config) != "cluster":
+        pytest.skip("a cluster role against a real etcd (--server=cluster)")
+    import shutil  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def readyz(port: int) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    etcd_port, peer_port, http_port = free_port(), free_port(), free_port()
+    env = dict(os.environ, FERROVUS_META__KIND="etcd",
+               FERROVUS_ETCD_ENDPOINTS=f"http://127.0.0.1:{etcd_port}",
+               FERROVUS_META__ETCD_PREFIX=f"ferrovus/order-{os.getpid()}",
+               FERROVUS_STORAGE__KIND="local", FERROVUS_DATA_DIR=str(tmp_path / "data"),
+               FERROVUS_GRPC_PORT=str(free_port()), FERROVUS_HTTP_PORT=str(http_port),
+               FERROVUS_LOG_FORMAT="text")
+    log = open(tmp_path / "coordinator.log", "wb")
+    coord = subprocess.Popen([str(ferrovus_bin()), "run", "coordinator"], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+    etcd = None
+    try:
+        wait_until(lambda: readyz(http_port)[0] == 503 and "waiting for etcd" in readyz(http_port)[1],
+                   60, what="/readyz saying the coordinator waits for etcd")
+        time.sleep(1.0)  # it keeps waiting (does not exit) while etcd is absent
+        assert coord.poll() is None, "the coordinator exited while etcd was absent"
+        etcd = subprocess.Popen(
+            [shutil.which("etcd") or "etcd", "--data-dir", str(tmp_path / "etcd"),
+             "--name", "order", "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+             "--initial-cluster", f"order=http://127.0.0.1:{peer_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: readyz(http_port)[0] == 200, 60,
+                   what="the coordinator ready once etcd is up")
+        coord.terminate()
+        assert coord.wait(timeout=30) == 0
+    finally:
+        for p in (coord, etcd):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        log.close()

@@ -66,6 +66,7 @@ pub struct Leader {
     gc: mpsc::UnboundedSender<GcJob>,
     /// Nodes whose long poll was abandoned, to probe ([`super::liveness`]).
     suspects: mpsc::UnboundedSender<NodeId>,
+    pub(super) polls: Arc<super::liveness::Polls>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -145,6 +146,7 @@ impl Leader {
             stopped: watch::channel(false).0,
             gc: gc_tx,
             suspects,
+            polls: Arc::default(),
             config,
             core,
             metrics,
@@ -325,7 +327,7 @@ impl Leader {
 
     /// Watches a node's long poll: abandoned, the node is probed.
     pub(super) fn watch_sync(&self, node: NodeId) -> super::liveness::SyncWatch {
-        super::liveness::SyncWatch::new(self.suspects.clone(), node)
+        super::liveness::SyncWatch::new(self.suspects.clone(), self.polls.clone(), node)
     }
 
     /// Applies session changes until the term ends.
