@@ -32,7 +32,18 @@ impl ClusterBackend {
         let channel = ChannelId::new(collection_id, shard);
         let mut retry = Retry::until(deadline);
         loop {
-            let routes = self.routes(collection_id).await?;
+            // A route lookup the coordinator cannot answer yet (a channel without an owner, a
+            // leader being elected) is retried like a node's refusal.
+            let routes = match self.routes(collection_id).await {
+                Ok(r) => r,
+                Err(e) if e.is_retriable() => {
+                    if !retry.pause().await {
+                        return Err(e);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let route = routes.channels.iter().find(|c| c.channel == channel);
             let result = match route {
                 None => Err(ClusterError::NotServing(format!(
