@@ -332,3 +332,17 @@ async fn flush_and_row_counts_go_to_every_channel() {
     assert_eq!(flushed.len(), 3);
     assert!((0..3).all(|s| flushed.contains(&ChannelId::new(c.id, s))));
 }
+
+#[tokio::test]
+async fn a_route_lookup_the_coordinator_cannot_answer_yet_is_retried() {
+    let h = harness();
+    h.collection("c", 2, 0).await;
+    h.coord.fail_routes(3);
+    let res = h
+        .proxy
+        .insert("c", "", rows(&[1, 2, 3], true))
+        .await
+        .unwrap();
+    assert_eq!(res.insert_count, 3);
+    assert!(h.coord.calls("routes") >= 4, "{}", h.coord.calls("routes"));
+}

@@ -33,6 +33,9 @@ struct CoordState {
     replicas: u32,
     /// The address routes give for every node (default: a name per node).
     node_addr: Option<String>,
+    /// Route lookups answered `Unavailable` before the next succeeds (a channel not assigned
+    /// yet).
+    routes_unavailable: usize,
 }
 
 pub struct FakeCoord {
@@ -80,6 +83,11 @@ impl FakeCoord {
     }
 
     /// Load creates this many replica groups.
+    /// The next `n` route lookups answer `Unavailable` ("no streaming node yet").
+    pub fn fail_routes(&self, n: usize) {
+        self.state.lock().routes_unavailable = n;
+    }
+
     pub fn set_replicas(&self, n: u32) {
         self.state.lock().replicas = n;
     }
@@ -373,7 +381,13 @@ impl CoordApi for FakeCoord {
 
     async fn routes(&self, req: RoutesReq) -> Result<CollectionRoutes> {
         self.called("routes");
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        if st.routes_unavailable > 0 {
+            st.routes_unavailable -= 1;
+            return Err(ClusterError::Unavailable(
+                "channel has no streaming node yet".into(),
+            ));
+        }
         let c = st
             .collections
             .get(&req.collection_id)
