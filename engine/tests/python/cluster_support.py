@@ -347,3 +347,115 @@ class MixedLoad:
                  if not np.allclose(np.asarray(g["vector"], dtype=np.float32), m.rows[g["id"]])]
         assert not stale, f"{len(stale)} rows hold an older vector than the last upsert: {stale[:5]}"
         check_reads(client, self.name, m, "after recovery")
+
+
+class Relay:
+    """A TCP relay on loopback in front of one address, to cut a process off from it (a
+    network partition between two processes of one machine): `cut()` stops forwarding in both
+    directions and holds new connections without connecting them (a black hole, like a dropped
+    link: nothing is refused, requests just go unanswered); `heal()` closes every connection
+    made so far (clients reconnect) and forwards again."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.cut_off = threading.Event()
+        self.lock = threading.Lock()
+        self.conns: list = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(client)
+            if self.cut_off.is_set():
+                continue  # held, never connected: a black hole
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.cut_off.is_set():
+                    continue  # dropped on the floor
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        self.cut_off.set()
+
+    def heal(self) -> None:
+        import socket  # noqa: PLC0415
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.cut_off.clear()
+
+    def close(self) -> None:
+        self.closed = True
+        self.heal()
+        self.listener.close()
+
+
+def reroute_etcd(cluster: OwnCluster, name: str) -> Relay:
+    """Restarts process `name` with its etcd traffic through a new relay (so that it alone can
+    be cut off from etcd). The process is SIGKILLed first: call before the load starts."""
+    state = cluster.state()
+    etcd_port = state["procs"]["etcd"]["port"]
+    relay = Relay(etcd_port)
+    cluster.kill(name, "KILL")
+    state = cluster.state()
+    state["procs"][name]["env"]["FERROVUS_ETCD_ENDPOINTS"] = f"http://127.0.0.1:{relay.port}"
+    tmp = cluster.dir / "cluster.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(cluster.dir / "cluster.json")
+    cluster.start(name)
+    return relay
+
+
+def log_lines(cluster: OwnCluster, name: str, needle: str) -> list[str]:
+    """The log lines of `name` (colour codes removed) that contain `needle`."""
+    import re  # noqa: PLC0415
+    text = (cluster.dir / "logs" / f"{name}.log").read_text(errors="replace")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return [line for line in text.splitlines() if needle in line and line[:4].isdigit()]
+
+
+def log_times(cluster: OwnCluster, name: str, needle: str) -> list[str]:
+    """The ISO timestamps of the log lines of `name` that contain `needle`."""
+    return [line.split()[0] for line in log_lines(cluster, name, needle)]
