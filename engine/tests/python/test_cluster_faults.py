@@ -164,3 +164,26 @@ def test_etcd_restart_under_load_is_survived(own_cluster):
     finally:
         load.finish()
     load.verify(client)
+
+
+def test_each_member_of_a_three_member_etcd_restarted_in_turn_under_load(own_cluster):
+    cluster = own_cluster({}, etcd=3, coordinators=2, streaming=1, query=1, data=1, proxies=1)
+    client = MilvusClient(uri=cluster.uri())
+    make_collection(client, "etcd3")
+    load = MixedLoad(cluster.uri(), "etcd3").start()
+    roles = {n: p["pid"] for n, p in cluster.state()["procs"].items()
+             if p["role"] not in ("etcd", "s3")}
+    try:
+        wait_until(lambda: load.write_ok >= 10 and load.read_ok >= 10, 60, what="load running")
+        for member in ("etcd-1", "etcd-2", "etcd-3"):  # one of them leads etcd: all are hit
+            cluster.kill(member, "KILL")
+            writes, reads = load.write_ok, load.read_ok
+            wait_until(lambda: load.write_ok >= writes + 10 and load.read_ok >= reads + 10, 60,
+                       what=f"load progressing with {member} down")
+            cluster.start(member)
+        gone = [n for n, pid in roles.items() if not pid_alive(pid)]
+        assert not gone, f"exited during the etcd member restarts: {gone}\n{cluster.logs()}"
+        client.create_collection("after_etcd_restarts", dimension=4)
+    finally:
+        load.finish()
+    load.verify(client)
