@@ -138,10 +138,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { role } => {
             let kind = RoleKind::from(role);
-            let Some(role) = node::available_role(kind) else {
-                return Err(NodeError::RoleUnavailable(kind))
-                    .with_context(|| format!("ferrovus run {kind}"));
-            };
             cfg.validate().context("invalid configuration")?;
             init_tracing(&cfg);
             tracing::info!(
@@ -153,7 +149,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(node::run(cfg, role, shutdown_signal()))
+            rt.block_on(node::run_restarting(cfg, kind, shutdown_signal()))
                 .with_context(|| format!("ferrovus run {kind}"))?;
             Ok(())
         }

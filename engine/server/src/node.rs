@@ -8,9 +8,9 @@
 //! registers the session `session/<role>/<node_id>`. Then it runs until `shutdown` resolves
 //! (SIGTERM) or the session is lost, and stops: not ready → [`Role::drain`] (hand off work while
 //! the RPC server still serves) → RPC server stopped after in-flight calls → session revoked →
-//! HTTP stopped. A lost session ends the process with [`NodeError::SessionLost`] (the
-//! orchestrator restarts it with a fresh node id): the rest of the cluster already considers it
-//! dead.
+//! HTTP stopped. A lost session ends [`run`] with [`NodeError::SessionLost`]: the rest of the
+//! cluster already considers the node dead. [`run_restarting`] (what `ferrovus run` uses) then
+//! starts the role afresh in the same process, with a new node id and session.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ pub enum NodeError {
     Role { role: RoleKind, message: String },
     #[error(
         "the session of this {role} node ({node_id}) was lost (its etcd lease could not be \
-         renewed); the cluster considers the node dead, exiting"
+         renewed); the cluster considers the node dead"
     )]
     SessionLost { role: RoleKind, node_id: u64 },
 }
@@ -164,6 +164,43 @@ async fn bind(addr: String) -> Result<TcpListener, NodeError> {
     TcpListener::bind(&addr)
         .await
         .map_err(|source| NodeError::Bind { addr, source })
+}
+
+/// Runs the role `kind` until `shutdown` resolves, starting it afresh (a new role instance, a
+/// new node id and session) whenever its session is lost — what a process restart would do,
+/// without the exit: the old node's work has moved to others by then (its channels are fenced,
+/// its segments served elsewhere), and the fresh node registers once etcd answers again.
+pub async fn run_restarting(
+    cfg: Config,
+    kind: RoleKind,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut lost = 0u32;
+    loop {
+        let role = available_role(kind).ok_or(NodeError::RoleUnavailable(kind))?;
+        let mut rx = stop_rx.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        match run(cfg.clone(), role, stop).await {
+            Err(NodeError::SessionLost { node_id, .. }) if !*stop_rx.borrow() => {
+                lost += 1;
+                let pause = Duration::from_millis(500 * u64::from(lost.min(10)));
+                tracing::warn!(role = %kind, node_id, restarts = lost, pause_ms = pause.as_millis() as u64, "session lost: starting the role afresh with a new session");
+                let mut rx = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = rx.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs `role` until `shutdown` resolves or the session is lost. See the module docs.

@@ -93,6 +93,15 @@ def test_a_streaming_node_cut_off_from_etcd_loses_its_channel_and_no_acknowledge
             wait_until(lambda: load.write_ok >= writes + 30, 90, what="writes after the move")
             stall = load.write_stall(t0)
             relay.heal()
+            # The cut-off process did not exit: it started its role afresh and, etcd reachable
+            # again, registered a new session and serves as a new node.
+            proc = cluster.state()["procs"]["streaming-1"]
+            wait_until(lambda: http_body(proc["http_port"], "/readyz")[0] == 200, 60,
+                       what="the cut-off node ready again after healing")
+            assert log_lines(cluster, "streaming-1", "starting the role afresh")
+            wait_until(lambda: len(log_lines(
+                cluster, "streaming-1", "node started role=streaming")) >= 3, 30,
+                what="the cut-off node registered again with a new session")
         finally:
             load.finish()
         print(f"streaming node cut off from etcd: channel moved after {moved:.2f}s, "
