@@ -279,7 +279,7 @@ where
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0u32;
     loop {
-        readiness.set_not_ready(&format!("connecting to {what}"));
+        readiness.set_not_ready(format!("connecting to {what}"));
         match connect().await {
             Ok(v) => {
                 if attempts > 0 {
@@ -289,7 +289,7 @@ where
             }
             Err(e) => {
                 attempts += 1;
-                readiness.set_not_ready(&format!("waiting for {what}: {e}"));
+                readiness.set_not_ready(format!("waiting for {what}: {e}"));
                 if attempts == 1 || attempts.is_power_of_two() {
                     tracing::warn!(what, attempts, error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach a dependency yet; waiting");
                 }
