@@ -1,15 +1,21 @@
-//! Write-path benchmarks: WAL group commit throughput over the local-disk object store semantics
-//! (temp file + fsync + rename), and filtered search through a shard.
+//! Write-path benchmarks: WAL group commit throughput of one shard over the local-disk object
+//! store semantics (temp file + fsync + rename), and filtered search through a shard.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ferrovus_core::request::{Consistency, SearchRequest};
+use ferrovus_core::CoreConfig;
+use ferrovus_core::collection::{DEFAULT_PARTITION, PartitionMeta};
+use ferrovus_core::plan;
+use ferrovus_core::request::{IndexSpec, IndexType, MetricType, SearchRequest};
 use ferrovus_core::schema::{CollectionSchema, DataType, FieldSchema};
+use ferrovus_core::shard::{MetaCheckpointStore, Shard, ShardEnv};
 use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
+use ferrovus_core::tso::{IdAllocator, TimestampOracle};
 use ferrovus_core::value::{Column, RowBatch};
-use ferrovus_core::{CoreConfig, Database};
+use ferrovus_core::wal::WalRecord;
+use parking_lot::RwLock;
 
 const DIM: usize = 128;
 
@@ -23,6 +29,34 @@ fn schema() -> CollectionSchema {
             FieldSchema::new("v", DataType::FloatVector).with_dim(DIM as u32),
         ],
         enable_dynamic_field: false,
+    }
+    .validate_and_normalize()
+    .expect("schema")
+}
+
+const PARTITION: i64 = 1;
+
+fn flat_index(schema: &CollectionSchema) -> IndexSpec {
+    let v = schema.field("v").expect("v");
+    IndexSpec {
+        index_id: 1,
+        index_name: "v".into(),
+        field_id: v.field_id,
+        field_name: "v".into(),
+        index_type: IndexType::Flat,
+        metric: MetricType::L2,
+        m: 0,
+        ef_construction: 0,
+        params: BTreeMap::new(),
+    }
+}
+
+/// Rows `start..start + n` as one insert record (schema-ordered, as the proxy sends them).
+fn insert(start: i64, n: usize) -> WalRecord {
+    WalRecord::Insert {
+        partition_id: PARTITION,
+        ts: 0,
+        rows: batch(start, n),
     }
 }
 
@@ -94,32 +128,39 @@ impl ferrovus_core::store::ObjectStore for FsyncStore {
     }
 }
 
-fn open(rt: &tokio::runtime::Runtime) -> Arc<Database> {
+/// Shard 0 of a one-shard collection with a FLAT index, never sealing on its own.
+fn open(rt: &tokio::runtime::Runtime) -> Arc<Shard> {
     rt.block_on(async {
-        let store = Arc::new(FsyncStore {
+        let objects = Arc::new(FsyncStore {
             dir: tempfile::tempdir().expect("tempdir"),
             inner: MemoryObjectStore::default(),
         });
-        let db = Database::open(
-            Arc::new(MemoryMetaStore::default()),
-            store,
-            CoreConfig {
+        let meta = Arc::new(MemoryMetaStore::default());
+        let env = ShardEnv {
+            objects,
+            meta: meta.clone(),
+            tso: Arc::new(
+                TimestampOracle::open(meta.clone(), "tso/upper")
+                    .await
+                    .expect("tso"),
+            ),
+            ids: Arc::new(
+                IdAllocator::open(meta.clone(), "ids/next", 1_000)
+                    .await
+                    .expect("ids"),
+            ),
+            config: Arc::new(CoreConfig {
                 seal_rows: usize::MAX,
                 seal_bytes: usize::MAX,
                 ..CoreConfig::default()
-            },
-        )
-        .await
-        .expect("open");
-        db.create_collection(schema(), 1, Consistency::Strong, BTreeMap::new())
-            .await
-            .expect("create");
-        let mut p = BTreeMap::new();
-        p.insert("index_type".to_string(), "FLAT".to_string());
-        p.insert("metric_type".to_string(), "L2".to_string());
-        db.create_index("b", "v", "", p).await.expect("index");
-        db.load("b").await.expect("load");
-        db
+            }),
+            checkpoints: Arc::new(MetaCheckpointStore::new(meta)),
+            hooks: None,
+        };
+        let schema = Arc::new(schema());
+        let indexes = Arc::new(RwLock::new(vec![flat_index(&schema)]));
+        let shard = Shard::open(1, 0, schema, indexes, env).await.expect("open");
+        Arc::new(shard)
     })
 }
 
@@ -138,7 +179,7 @@ fn wal_group_commit(c: &mut Criterion) {
             BenchmarkId::new("concurrent_writers", writers),
             &writers,
             |b, &writers| {
-                let db = open(&rt);
+                let shard = open(&rt);
                 let mut next = 0i64;
                 b.iter(|| {
                     let base = next;
@@ -146,11 +187,12 @@ fn wal_group_commit(c: &mut Criterion) {
                     rt.block_on(async {
                         let mut tasks = Vec::new();
                         for w in 0..writers {
-                            let db = db.clone();
+                            let shard = shard.clone();
                             tasks.push(tokio::spawn(async move {
                                 for k in 0..10 {
                                     let start = base + ((w * 10 + k) * rows_per_call) as i64;
-                                    db.insert("b", "", batch(start, rows_per_call))
+                                    shard
+                                        .write(insert(start, rows_per_call), 0)
                                         .await
                                         .expect("insert");
                                 }
@@ -173,14 +215,22 @@ fn filtered_search(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let db = open(&rt);
+    let shard = open(&rt);
     rt.block_on(async {
         for k in 0..20 {
-            db.insert("b", "", batch(k * 1000, 1000))
+            shard
+                .write(insert(k * 1000, 1000), 0)
                 .await
                 .expect("insert");
         }
     });
+    let schema = schema();
+    let indexes = vec![flat_index(&schema)];
+    let partitions = vec![PartitionMeta {
+        id: PARTITION,
+        name: DEFAULT_PARTITION.into(),
+        created_ts: 0,
+    }];
     let q: Vec<f32> = (0..DIM).map(|d| d as f32 / DIM as f32).collect();
     let mut g = c.benchmark_group("growing_search_20k");
     for (name, filter) in [("none", ""), ("10pct", "tag < 10"), ("1pct", "tag == 7")] {
@@ -202,7 +252,17 @@ fn filtered_search(c: &mut Criterion) {
             radius: None,
             range_filter: None,
         };
-        g.bench_function(name, |b| b.iter(|| db.search(&req).expect("search")));
+        // Planning and merging as the proxy does, the shard's search as its owner does.
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let p = plan::plan_search(&schema, &indexes, &partitions, &req).expect("plan");
+                let hits = shard
+                    .search(&p.prepared(), &HashSet::new())
+                    .expect("search")
+                    .value;
+                plan::merge_search(&schema, &p, vec![hits])
+            })
+        });
     }
     g.finish();
 }

@@ -3,13 +3,12 @@
 //! Layering: this crate knows nothing of gRPC, Kubernetes, etcd or S3. It defines the storage
 //! traits ([`store`]) that `ferrovus-storage` implements, and everything that stores and searches
 //! data on top of them: schema and values, filter expressions, segments, the write-ahead log,
-//! shards, collections and the [`database::Database`] API.
+//! shards and the request planning ([`plan`]) that the server's roles share.
 
 pub mod codec;
 pub mod collection;
 pub mod compaction;
 pub mod config;
-pub mod database;
 pub mod deletes;
 pub mod delta;
 pub mod error;
@@ -30,5 +29,4 @@ pub mod vindex;
 pub mod wal;
 
 pub use config::CoreConfig;
-pub use database::Database;
 pub use error::{CoreError, Result};

@@ -1,5 +1,7 @@
-//! In-process benchmark of the Ferrovus core (no gRPC): drives `ferrovus_core::Database` the way
-//! the server does and prints one JSON object on stdout. `bench/run.py` runs it on the same
+//! In-process benchmark of the Ferrovus engine without the Milvus gRPC layer: starts the roles of
+//! `ferrovus standalone` in this process ([`Engine`]: coordinator, streaming, query and data
+//! node calling each other directly), drives the backend the gRPC handlers call, and prints one
+//! JSON object on stdout. `bench/run.py` runs it on the same
 //! `.npy` files it gives the other systems.
 //!
 //! ```text
@@ -11,13 +13,13 @@
 //!     [--index-sweep]
 //! ```
 //!
-//! Measured: insert throughput (batches of `--batch` rows through `Database::insert`), time and
+//! Measured: insert throughput (batches of `--batch` rows through `Backend::insert`), time and
 //! process CPU time from the end of the inserts until every row is indexed (flush + HNSW build),
 //! single-thread QPS / latency / recall@k per `ef` (one query per call), aggregate QPS with
-//! `--threads` threads, filtered search (recall against the exact filtered ground truth, QPS),
+//! `--threads` concurrent clients, filtered search (recall against the exact filtered ground truth, QPS),
 //! and the process RSS. With `--index-sweep` it also builds the segment index alone
-//! (`ferrovus_core::vindex::build`, the layer under the database) on the same vectors and sweeps
-//! `ef` on it directly: the difference to the database sweep is what the database layer costs.
+//! (`ferrovus_core::vindex::build`, the layer under the engine) on the same vectors and sweeps
+//! `ef` on it directly: the difference to the engine's sweep is what the layers above cost.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -31,7 +33,11 @@ use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
 use ferrovus_core::store::{MetaStore, ObjectStore};
 use ferrovus_core::value::{Column, PrimaryKey, RowBatch};
 use ferrovus_core::vindex;
-use ferrovus_core::{CoreConfig, Database};
+use ferrovus_server::backend::{Backend, LoadState};
+use ferrovus_server::cluster::ClusterBackend;
+use ferrovus_server::config::Config;
+use ferrovus_server::metrics::Metrics;
+use ferrovus_server::standalone::Engine;
 use serde_json::{Value, json};
 
 const COLLECTION: &str = "bench";
@@ -321,9 +327,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// One query per call, single thread, over all queries (or until `max_seconds`).
-fn sweep_one(
-    db: &Database,
+/// One query per call, one at a time, over all queries (or until `max_seconds`).
+async fn sweep_one(
+    db: &ClusterBackend,
     queries: &[f32],
     dim: usize,
     k: usize,
@@ -333,14 +339,14 @@ fn sweep_one(
 ) -> Result<(Vec<Vec<i64>>, f64, Vec<f64>)> {
     let nq = queries.len() / dim;
     for q in queries.chunks_exact(dim).take(nq.min(20)) {
-        db.search(&search_request(dim, q, k, ef, filter))?;
+        db.search(search_request(dim, q, k, ef, filter)).await?;
     }
     let mut found = Vec::with_capacity(nq);
     let mut lat = Vec::with_capacity(nq);
     let start = Instant::now();
     for q in queries.chunks_exact(dim) {
         let t = Instant::now();
-        let r = db.search(&search_request(dim, q, k, ef, filter))?;
+        let r = db.search(search_request(dim, q, k, ef, filter)).await?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         found.push(ids_of(&r.ids[0]));
         if start.elapsed().as_secs_f64() > max_seconds && found.len() >= 100 {
@@ -352,10 +358,11 @@ fn sweep_one(
     Ok((found, qps, lat))
 }
 
-/// Aggregate QPS of `threads` threads each issuing one query per call.
-fn concurrent_qps(
-    db: &Arc<Database>,
-    queries: &[f32],
+/// Aggregate QPS of `threads` concurrent clients (tasks on the runtime's worker threads) each
+/// issuing one query per call.
+async fn concurrent_qps(
+    db: &Arc<ClusterBackend>,
+    queries: &Arc<Vec<f32>>,
     dim: usize,
     k: usize,
     ef: usize,
@@ -364,37 +371,44 @@ fn concurrent_qps(
 ) -> Result<f64> {
     let nq = queries.len() / dim;
     let start = Instant::now();
-    let done: Vec<Result<usize>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let db = db.clone();
-                s.spawn(move || -> Result<usize> {
-                    let mut n = 0usize;
-                    let mut i = t;
-                    while start.elapsed() < duration {
-                        let q = &queries[(i % nq) * dim..(i % nq + 1) * dim];
-                        db.search(&search_request(dim, q, k, ef, ""))?;
-                        n += 1;
-                        i += threads;
-                    }
-                    Ok(n)
-                })
+    let clients: Vec<_> = (0..threads)
+        .map(|t| {
+            let db = db.clone();
+            let queries = queries.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                let mut i = t;
+                while start.elapsed() < duration {
+                    let q = &queries[(i % nq) * dim..(i % nq + 1) * dim];
+                    db.search(search_request(dim, q, k, ef, "")).await?;
+                    n += 1;
+                    i += threads;
+                }
+                Ok::<usize, ferrovus_server::error::ApiError>(n)
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(err!("thread panicked"))))
-            .collect()
-    });
-    let elapsed = start.elapsed().as_secs_f64();
+        })
+        .collect();
     let mut total = 0;
-    for d in done {
-        total += d?;
+    for c in clients {
+        total += c.await??;
     }
-    Ok(total as f64 / elapsed)
+    Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Build the segment index directly (no database) and sweep `ef` on it, single thread.
+/// A gauge's value in the Prometheus text exposition (0 when absent).
+fn gauge(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Build the segment index directly (no engine) and sweep `ef` on it, single thread.
 fn index_sweep(args: &Args, base: &[f32], dim: usize, queries: &[f32], gt: &Npy) -> Result<Value> {
     let spec = IndexSpec {
         index_id: 1,
@@ -476,9 +490,9 @@ async fn run(args: Args) -> Result<()> {
         bail!("--tags must have one value per base vector");
     }
 
-    let mut config = CoreConfig::default();
+    let mut config = Config::default();
     if let Some(s) = args.seal_rows {
-        config.seal_rows = s;
+        config.core.seal_rows = s;
     }
     let (meta, objects, data_dir): (Arc<dyn MetaStore>, Arc<dyn ObjectStore>, Option<PathBuf>) =
         match args.store.as_str() {
@@ -504,7 +518,12 @@ async fn run(args: Args) -> Result<()> {
             other => bail!("--store must be memory or disk, got {other}"),
         };
     let rss_start = rss_bytes().0;
-    let db = Database::open(meta, objects, config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::start(&config, meta, objects, &metrics).await?;
+    tokio::time::timeout(Duration::from_secs(120), engine.wait_ready(None))
+        .await
+        .map_err(|_| err!("the roles did not become ready"))?;
+    let db = engine.backend().clone();
 
     let mut fields = vec![
         FieldSchema::new("id", DataType::Int64).primary(false),
@@ -528,7 +547,10 @@ async fn run(args: Args) -> Result<()> {
     params.insert("efConstruction".to_string(), args.efc.to_string());
     db.create_index(COLLECTION, "vec", "vec_idx", params)
         .await?;
-    db.load(COLLECTION).await?;
+    db.load_collection(COLLECTION, 1).await?;
+    while db.load_state(COLLECTION).await? != LoadState::Loaded {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Inserts, batches of `--batch` rows, as a client would send them.
     let t_insert = Instant::now();
@@ -561,10 +583,8 @@ async fn run(args: Args) -> Result<()> {
     let cpu0 = cpu_seconds();
     db.flush(COLLECTION).await?;
     loop {
-        let d = db.describe_indexes(COLLECTION, "")?;
-        if d.iter()
-            .all(|(_, done, total)| done >= total && *total >= n)
-        {
+        let d = db.describe_indexes(COLLECTION, "").await?;
+        if d.iter().all(|i| i.finished() && i.total_rows >= n) {
             break;
         }
         if t_index.elapsed() > Duration::from_secs(7200) {
@@ -574,16 +594,16 @@ async fn run(args: Args) -> Result<()> {
     }
     let index_s = t_index.elapsed().as_secs_f64();
     let index_cpu_s = cpu_seconds() - cpu0;
-    let (_, _, segments, mem_bytes) = db.totals();
+    let segments = db.segments(COLLECTION).await?.len();
+    let mem_bytes = gauge(&metrics.render(), "ferrovus_querynode_memory_bytes") as u64;
     let (rss_loaded, _) = rss_bytes();
 
-    // Searches run on plain threads; the database API is synchronous for reads.
     let qv = &queries.f32s;
     let nq = qv.len() / dim;
     let mut sweep = Vec::new();
     for &ef in &args.efs {
         let ef = ef.max(args.k);
-        let (found, qps, lat) = sweep_one(&db, qv, dim, args.k, ef, "", args.max_seconds)?;
+        let (found, qps, lat) = sweep_one(&db, qv, dim, args.k, ef, "", args.max_seconds).await?;
         sweep.push(json!({
             "ef": ef,
             "qps": qps,
@@ -596,17 +616,19 @@ async fn run(args: Args) -> Result<()> {
     let conc_ef = args.conc_ef.unwrap_or(64).max(args.k);
     let conc_qps = concurrent_qps(
         &db,
-        qv,
+        &Arc::new(qv.clone()),
         dim,
         args.k,
         conc_ef,
         args.threads,
         Duration::from_secs_f64((args.max_seconds / 4.0).clamp(1.0, 10.0)),
-    )?;
+    )
+    .await?;
     let mut filtered = Vec::new();
     for (expr, path) in &args.filters {
         let fgt = read_npy(path)?;
-        let (found, qps, lat) = sweep_one(&db, qv, dim, args.k, conc_ef, expr, args.max_seconds)?;
+        let (found, qps, lat) =
+            sweep_one(&db, qv, dim, args.k, conc_ef, expr, args.max_seconds).await?;
         filtered.push(json!({
             "filter": expr,
             "ef": conc_ef,
@@ -647,6 +669,7 @@ async fn run(args: Args) -> Result<()> {
         "filtered": filtered,
         "index_only": index_only,
     });
+    engine.stop(false).await;
     println!("{out}");
     Ok(())
 }

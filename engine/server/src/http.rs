@@ -1,5 +1,5 @@
 //! The HTTP side port: `/healthz` (the process serves), `/readyz` (the role is ready: for
-//! standalone, the database is recovered and the gRPC listener is up), `/metrics`.
+//! standalone, every role serves and the gRPC listener is up), `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +8,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use ferrovus_core::Database;
 use parking_lot::RwLock;
 
 use crate::metrics::Metrics;
@@ -17,7 +16,6 @@ use crate::metrics::Metrics;
 pub struct Health {
     pub ready: AtomicBool,
     pub stopping: AtomicBool,
-    pub db: RwLock<Option<Arc<Database>>>,
     pub reason: RwLock<String>,
     /// While ready: what `/readyz` says instead of `ready` (e.g. `standby` for a coordinator
     /// that is ready as a standby); empty for plain `ready`.
@@ -64,12 +62,11 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
 async fn metrics_handler(
     State(s): State<AppState>,
 ) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
-    let db = s.health.db.read().clone();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.render(db.as_ref()),
+        s.metrics.render(),
     )
 }

@@ -1,15 +1,12 @@
 //! Prometheus metrics (`ferrovus_*`), served on the HTTP port's `/metrics`.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use ferrovus_core::Database;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -29,11 +26,6 @@ pub struct Metrics {
     requests: Family<RpcLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
     rows_inserted: Counter,
-    rows: Gauge<i64, std::sync::atomic::AtomicI64>,
-    segments: Gauge<i64, std::sync::atomic::AtomicI64>,
-    collections: Gauge<i64, std::sync::atomic::AtomicI64>,
-    memory: Gauge<i64, std::sync::atomic::AtomicI64>,
-    index_pending: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -59,11 +51,6 @@ impl Metrics {
             ])
         });
         let rows_inserted: Counter<u64, AtomicU64> = Counter::default();
-        let rows = Gauge::default();
-        let segments = Gauge::default();
-        let collections = Gauge::default();
-        let memory = Gauge::default();
-        let index_pending = Gauge::default();
         registry.register(
             "rpc_requests",
             "Milvus RPCs handled, by method and Milvus status code",
@@ -79,33 +66,11 @@ impl Metrics {
             "Rows acknowledged by Insert and Upsert",
             rows_inserted.clone(),
         );
-        registry.register("rows", "Live rows in all collections", rows.clone());
-        registry.register(
-            "segments",
-            "Segments (growing and sealed) in memory",
-            segments.clone(),
-        );
-        registry.register("collections", "Collections", collections.clone());
-        registry.register(
-            "index_pending_rows",
-            "Rows of sealed segments waiting for an index build",
-            index_pending.clone(),
-        );
-        registry.register(
-            "memory_bytes",
-            "Approximate bytes held by segments and indexes",
-            memory.clone(),
-        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
             latency,
             rows_inserted,
-            rows,
-            segments,
-            collections,
-            memory,
-            index_pending,
         }
     }
 
@@ -137,16 +102,8 @@ impl Metrics {
         self.rows_inserted.inc_by(n as u64);
     }
 
-    /// Prometheus text exposition, with database gauges refreshed.
-    pub fn render(&self, db: Option<&Arc<Database>>) -> String {
-        if let Some(db) = db {
-            let (c, r, s, m) = db.totals();
-            self.collections.set(c as i64);
-            self.rows.set(r as i64);
-            self.segments.set(s as i64);
-            self.memory.set(m as i64);
-            self.index_pending.set(db.pending_index_rows() as i64);
-        }
+    /// Prometheus text exposition (the roles update their metrics as they go).
+    pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());
         out

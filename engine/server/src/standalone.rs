@@ -139,21 +139,60 @@ struct Roles {
     _sessions: Vec<Session>,
 }
 
-impl Roles {
-    /// Why the roles cannot serve yet, if they cannot.
-    fn status(&self) -> Result<(), String> {
-        self.streaming.status()?;
-        self.query.status()?;
-        self.data.status()
+/// The standalone engine without its servers: a coordinator, a streaming node, a query node and
+/// a data node in this process, calling each other directly, behind the proxy's
+/// [`ClusterBackend`]. [`run`] serves it over gRPC; tests and the in-process benchmark
+/// (`examples/core_bench.rs`) call its [`Engine::backend`] directly.
+pub struct Engine {
+    roles: Roles,
+    backend: Arc<ClusterBackend>,
+}
+
+impl Engine {
+    /// Start every role over one metadata store and object store (importing a data directory of
+    /// the single-process engine first), and the backend in front of them. The roles serve once
+    /// [`Engine::wait_ready`] returns.
+    pub async fn start(
+        cfg: &Config,
+        meta: Arc<dyn MetaStore>,
+        objects: Arc<dyn ObjectStore>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, ServeError> {
+        let (roles, nodes) = start_roles(cfg, meta, objects, metrics).await?;
+        let backend = Arc::new(ClusterBackend::new(
+            nodes,
+            ClusterBackendConfig::from(&cfg.proxy),
+            ServerIdentity::standalone(),
+        ));
+        backend.watch_catalog();
+        backend.metrics().register(metrics);
+        Ok(Engine { roles, backend })
     }
 
-    async fn wait_ready(&self, health: &Health) {
-        let mut s = self.streaming.watch_changes();
-        let mut q = self.query.watch_changes();
+    /// The Milvus API's backend over the roles.
+    pub fn backend(&self) -> &Arc<ClusterBackend> {
+        &self.backend
+    }
+
+    /// Why the roles cannot serve yet, if they cannot.
+    pub fn status(&self) -> Result<(), String> {
+        self.roles.streaming.status()?;
+        self.roles.query.status()?;
+        self.roles.data.status()
+    }
+
+    /// Resolves once every role serves, reporting why not in the meantime to `health`.
+    pub async fn wait_ready(&self, health: Option<&Health>) {
+        let mut s = self.roles.streaming.watch_changes();
+        let mut q = self.roles.query.watch_changes();
         loop {
             match self.status() {
                 Ok(()) => return,
-                Err(reason) => *health.reason.write() = reason,
+                Err(reason) => {
+                    if let Some(h) = health {
+                        *h.reason.write() = reason;
+                    }
+                }
             }
             tokio::select! {
                 _ = s.changed() => {}
@@ -162,6 +201,20 @@ impl Roles {
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
             }
         }
+    }
+
+    /// Stop every role. With `flush`, the channels are flushed first so the next start replays
+    /// little (every acknowledged write is durable in the log either way; without it, the next
+    /// start recovers the tail from the log, as after a crash).
+    pub async fn stop(self, flush: bool) {
+        self.backend.stop_watching();
+        if flush {
+            self.roles.streaming.flush_all().await;
+        }
+        self.roles.query.stop().await;
+        self.roles.data.stop().await;
+        self.roles.streaming.stop().await;
+        self.roles.coord.shutdown(true).await;
     }
 }
 
@@ -285,28 +338,21 @@ pub async fn run(
     tracing::info!(addr = %http_addr, "HTTP health/metrics listening");
 
     let (meta, objects) = open_stores(&cfg).await?;
-    let (roles, nodes) = start_roles(&cfg, meta, objects, &metrics).await?;
-    let backend = Arc::new(ClusterBackend::new(
-        nodes,
-        ClusterBackendConfig::from(&cfg.proxy),
-        ServerIdentity::standalone(),
-    ));
-    backend.watch_catalog();
-    backend.metrics().register(&metrics);
+    let engine = Engine::start(&cfg, meta, objects, &metrics).await?;
 
     let grpc_listener = bind_milvus(&cfg.grpc).await?;
     let grpc_addr = grpc_listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    roles.wait_ready(&health).await;
+    engine.wait_ready(Some(&health)).await;
     health.ready.store(true, Ordering::SeqCst);
     tracing::info!(addr = %grpc_addr, "Milvus gRPC listening; ready");
 
     let health2 = health.clone();
     serve_milvus(
         grpc_listener,
-        Proxy::new(backend.clone(), metrics.clone()),
+        Proxy::new(engine.backend().clone(), metrics.clone()),
         cfg.grpc.max_message_bytes,
         async move {
             shutdown.await;
@@ -316,13 +362,8 @@ pub async fn run(
     )
     .await?;
 
-    backend.stop_watching();
     // Nobody takes over in standalone: flush so the next start replays little, then stop.
-    roles.streaming.flush_all().await;
-    roles.query.stop().await;
-    roles.data.stop().await;
-    roles.streaming.stop().await;
-    roles.coord.shutdown(true).await;
+    engine.stop(true).await;
     let _ = stop_http_tx.send(());
     let _ = http_task.await;
     tracing::info!("stopped");

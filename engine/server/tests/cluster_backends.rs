@@ -1,16 +1,20 @@
-//! The database over the cluster backends: metadata in a real etcd, write-ahead log and
-//! segments in a real S3-compatible server (moto). Writes, a partial flush, a "crash" (the
-//! database is dropped without flushing, and reopened over fresh connections), and every
-//! acknowledged row is back exactly once.
+//! The standalone engine over the cluster storage backends: metadata in a real etcd, write-ahead
+//! log and segments in a real S3-compatible server (moto). Writes, a partial flush, a "crash"
+//! (every role is stopped without flushing, and a new engine starts over fresh connections), and
+//! every acknowledged row is back exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrovus_core::request::{Consistency, QueryRequest};
 use ferrovus_core::schema::{CollectionSchema, DataType, FieldSchema};
 use ferrovus_core::store::{MetaStore, ObjectStore};
 use ferrovus_core::value::{Column, RowBatch};
-use ferrovus_core::{CoreConfig, Database};
+use ferrovus_server::backend::{Backend, LoadState};
+use ferrovus_server::config::Config;
+use ferrovus_server::metrics::Metrics;
+use ferrovus_server::standalone::Engine;
 use ferrovus_storage::testing::{EtcdServer, MotoServer};
 use ferrovus_storage::{EtcdConfig, EtcdMetaStore, S3ObjectStore};
 
@@ -45,7 +49,7 @@ fn rows(r: std::ops::Range<i64>) -> RowBatch {
     }
 }
 
-async fn open(etcd: &EtcdServer, moto: &MotoServer) -> Arc<Database> {
+async fn open(etcd: &EtcdServer, moto: &MotoServer) -> Engine {
     let meta: Arc<dyn MetaStore> = Arc::new(
         EtcdMetaStore::connect(EtcdConfig::new([etcd.endpoint()], "ferrovus-test/"))
             .await
@@ -56,13 +60,27 @@ async fn open(etcd: &EtcdServer, moto: &MotoServer) -> Arc<Database> {
             .await
             .expect("s3"),
     );
-    Database::open(meta, objects, CoreConfig::default())
+    let engine = Engine::start(&Config::default(), meta, objects, &Arc::new(Metrics::new()))
         .await
-        .expect("open database")
+        .expect("start the engine");
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_ready(None))
+        .await
+        .expect("the roles serve");
+    engine
 }
 
-fn count(db: &Database) -> u64 {
-    db.query(&QueryRequest {
+async fn wait_loaded(b: &dyn Backend) {
+    for _ in 0..3000 {
+        if b.load_state("c").await.expect("load state") == LoadState::Loaded {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the collection did not load");
+}
+
+async fn count(b: &dyn Backend) -> u64 {
+    b.query(QueryRequest {
         collection: "c".into(),
         partitions: vec![],
         filter: String::new(),
@@ -72,13 +90,14 @@ fn count(db: &Database) -> u64 {
         offset: 0,
         guarantee_ts: 0,
     })
+    .await
     .expect("count")
     .count
     .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_survives_restart_on_etcd_and_s3() {
+async fn standalone_survives_restart_on_etcd_and_s3() {
     let Some(etcd) = EtcdServer::start().await else {
         return;
     };
@@ -86,31 +105,36 @@ async fn database_survives_restart_on_etcd_and_s3() {
         return;
     };
     {
-        let db = open(&etcd, &moto).await;
-        db.create_collection(schema(), 2, Consistency::Strong, BTreeMap::new())
+        let engine = open(&etcd, &moto).await;
+        let b = engine.backend().as_ref();
+        b.create_collection(schema(), 2, Consistency::Strong, BTreeMap::new())
             .await
             .expect("create");
         let mut p = BTreeMap::new();
         p.insert("index_type".to_string(), "HNSW".to_string());
         p.insert("metric_type".to_string(), "L2".to_string());
-        db.create_index("c", "v", "", p).await.expect("index");
-        db.load("c").await.expect("load");
-        db.insert("c", "", rows(0..500)).await.expect("insert");
-        db.flush("c").await.expect("flush");
-        db.insert("c", "", rows(500..800)).await.expect("insert");
-        db.delete("c", "", "id < 100", &HashMap::new())
+        b.create_index("c", "v", "", p).await.expect("index");
+        b.load_collection("c", 1).await.expect("load");
+        wait_loaded(b).await;
+        b.insert("c", "", rows(0..500)).await.expect("insert");
+        b.flush("c").await.expect("flush");
+        b.insert("c", "", rows(500..800)).await.expect("insert");
+        b.delete("c", "", "id < 100", &HashMap::new())
             .await
             .expect("delete");
-        assert_eq!(count(&db), 700);
+        assert_eq!(count(b).await, 700);
+        engine.stop(false).await;
     }
-    let db = open(&etcd, &moto).await;
+    let engine = open(&etcd, &moto).await;
+    let b = engine.backend().as_ref();
+    wait_loaded(b).await;
     assert_eq!(
-        count(&db),
+        count(b).await,
         700,
-        "every acknowledged write is back after reopening"
+        "every acknowledged write is back after restarting"
     );
-    let ids = db
-        .query(&QueryRequest {
+    let ids = b
+        .query(QueryRequest {
             collection: "c".into(),
             partitions: vec![],
             filter: "id < 105".into(),
@@ -120,11 +144,13 @@ async fn database_survives_restart_on_etcd_and_s3() {
             offset: 0,
             guarantee_ts: 0,
         })
+        .await
         .expect("query");
-    assert_eq!(
-        ids.fields[0].column,
-        Column::Int(vec![100, 101, 102, 103, 104])
-    );
+    let Column::Int(mut ids) = ids.fields[0].column.clone() else {
+        panic!("an Int column: {ids:?}");
+    };
+    ids.sort_unstable();
+    assert_eq!(ids, vec![100, 101, 102, 103, 104]);
     // The log and segments really are in the bucket.
     let objects = S3ObjectStore::connect(moto.s3_config("ferrovus", "cluster-a"))
         .await
@@ -136,4 +162,5 @@ async fn database_survives_restart_on_etcd_and_s3() {
             .any(|k| k.starts_with("segments/") && k.ends_with("/data")),
         "{keys:?}"
     );
+    engine.stop(true).await;
 }

@@ -3,11 +3,8 @@
 //! shards, preparing searches, queries and deletes, and merging per-shard results into the
 //! result types.
 //!
-//! One implementation for every caller: standalone's [`crate::collection::Collection`] calls
-//! these with its own shards, and a stateless cluster proxy calls them with the schema it
-//! cached from the coordinator, then sends the prepared work to the nodes that own the shards.
-//! Both therefore accept the same inputs, answer the same errors for bad ones and merge shard
-//! results the same way.
+//! The stateless proxy calls them with the schema it cached from the coordinator, sends the
+//! prepared work to the nodes that own the shards and merges their results here.
 
 mod delete;
 mod query;

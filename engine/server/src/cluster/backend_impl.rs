@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::backend::LoadState;
 use async_trait::async_trait;
-use ferrovus_core::database::LoadState;
 use ferrovus_core::request::{
     Consistency, MutationResult, QueryRequest, QueryResult, SearchRequest, SearchResult,
 };

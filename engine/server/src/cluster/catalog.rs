@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::backend::LoadState;
 use ferrovus_core::CoreError;
-use ferrovus_core::database::LoadState;
 use ferrovus_core::plan;
 use ferrovus_core::request::Consistency;
 use ferrovus_core::schema::CollectionSchema;

@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use crate::backend::LoadState;
 use ferrovus_core::CoreError;
-use ferrovus_core::database::LoadState;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrovus_core::database::LoadState;
+use crate::backend::LoadState;
 use ferrovus_core::request::Consistency;
 use ferrovus_core::schema::CollectionSchema;
 use ferrovus_core::tso::physical_ms;

@@ -572,7 +572,7 @@ mod tests {
             partitions: vec![],
             aliases: vec![],
             indexes: vec![],
-            load_state: ferrovus_core::database::LoadState::Loaded,
+            load_state: crate::backend::LoadState::Loaded,
             properties: Default::default(),
             consistency: Default::default(),
             created_ts: 0,

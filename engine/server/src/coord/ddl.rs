@@ -1,7 +1,7 @@
 //! Collection DDL: create, drop, rename, properties, partitions and aliases. Every change is
 //! clone → change → one fenced transaction → swap ([`Leader::commit`]), under the catalogue
-//! write lock; errors (kinds and texts) are those of standalone's `Database`, which the
-//! pymilvus suite checks.
+//! write lock; errors (kinds and texts) are those Milvus clients expect, which the pymilvus
+//! suite checks.
 //!
 //! Dropping a partition removes it from the collection record at once: every read filters to
 //! the record's partitions (proxies and delegators take them from the record), so its rows are
@@ -9,8 +9,7 @@
 //! rows still growing in it are sealed into segments that meet the same fate.
 
 use ferrovus_core::CoreError;
-use ferrovus_core::collection::{DEFAULT_PARTITION, PartitionMeta};
-use ferrovus_core::database::MAX_SHARDS;
+use ferrovus_core::collection::{DEFAULT_PARTITION, MAX_SHARDS, PartitionMeta};
 use ferrovus_core::schema::{CollectionSchema, validate_name};
 
 use super::catalog::Edit;

@@ -227,25 +227,28 @@ milvus_service! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::LocalBackend;
+    use crate::standalone::Engine;
     use ferrovus_core::store::memory::{MemoryMetaStore, MemoryObjectStore};
     use ferrovus_proto::{common, status};
     use milvus_service_server::MilvusService;
 
-    async fn proxy() -> Proxy {
-        let db = ferrovus_core::Database::open(
+    /// A proxy over the standalone engine on in-memory stores (the engine runs while it lives).
+    async fn proxy() -> (Proxy, Engine) {
+        let metrics = Arc::new(Metrics::new());
+        let engine = Engine::start(
+            &crate::config::Config::default(),
             Arc::new(MemoryMetaStore::default()),
             Arc::new(MemoryObjectStore::default()),
-            ferrovus_core::CoreConfig::default(),
+            &metrics,
         )
         .await
         .unwrap();
-        Proxy::new(Arc::new(LocalBackend::new(db)), Arc::new(Metrics::new()))
+        (Proxy::new(engine.backend().clone(), metrics), engine)
     }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_an_internal_error_and_is_counted() {
-        let p = proxy().await;
+        let (p, _engine) = proxy().await;
         let resp = p
             .run("Boom", async {
                 if p.started > 0 {
@@ -263,7 +266,7 @@ mod tests {
             "{}",
             st.reason
         );
-        let text = p.metrics.render(None);
+        let text = p.metrics.render();
         assert!(text.contains("method=\"Boom\""), "{text}");
         // The service still answers afterwards.
         let ok = p
@@ -281,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_travel_in_the_milvus_status_not_as_grpc_errors() {
-        let p = proxy().await;
+        let (p, _engine) = proxy().await;
         let resp = p
             .describe_collection(Request::new(DescribeCollectionRequest {
                 collection_name: "nope".into(),
@@ -302,7 +305,7 @@ mod tests {
             .unwrap()
             .into_inner();
         assert_eq!(resp.state, common::LoadState::NotExist as i32);
-        let text = p.metrics.render(None);
+        let text = p.metrics.render();
         assert!(
             text.contains("method=\"DescribeCollection\",code=\"100\""),
             "{text}"
@@ -311,7 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_databases_and_unimplemented_rpcs_are_statuses() {
-        let p = proxy().await;
+        let (p, _engine) = proxy().await;
         let st = p
             .drop_collection(Request::new(DropCollectionRequest {
                 db_name: "other".into(),

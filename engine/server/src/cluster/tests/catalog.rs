@@ -1,7 +1,7 @@
 //! The catalogue through the proxy: caching and its invalidation, DDL, aliases, load state,
 //! indexes, replicas, identity and health.
 
-use ferrovus_core::database::LoadState;
+use crate::backend::LoadState;
 use ferrovus_proto::codes;
 
 use super::*;

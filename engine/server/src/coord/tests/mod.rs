@@ -1,4 +1,4 @@
-//! Coordinator tests: DDL semantics against standalone's `Database` and failure atomicity
+//! Coordinator tests: DDL results, errors and failure atomicity
 //! (`ddl`), channel assignment (`channels`), replicas, placement and delegations
 //! (`placement`), compaction and tasks (`tasks`), and leadership against a real etcd (`etcd`).
 

@@ -800,7 +800,7 @@ pub(super) fn plain(ids: &[i64]) -> Vec<TargetSegment> {
 
 /// A rendered metric's value (`ferrovus_<name> <value>` line), 0 when absent.
 pub(super) fn metric(m: &Metrics, name: &str) -> f64 {
-    m.render(None)
+    m.render()
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(' ')?;
