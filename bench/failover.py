@@ -66,7 +66,7 @@ def main() -> None:
     from pymilvus import MilvusClient  # noqa: PLC0415
 
     from cluster_support import (  # noqa: PLC0415
-        MixedLoad, OwnCluster, active_coordinator, make_collection)
+        MixedLoad, OwnCluster, active_coordinator, first_success, make_collection)
     from helpers import wait_until  # noqa: PLC0415
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,17 +82,6 @@ def main() -> None:
                      "binary": os.environ.get("FERROVUS_BIN", "target/debug/ferrovus"),
                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                               capture_output=True, text=True).stdout.strip()}
-
-    def first_success(fn, timeout: float = 120.0) -> float:
-        t0 = time.monotonic()
-        while True:
-            try:
-                fn()
-                return time.monotonic() - t0
-            except Exception:  # noqa: BLE001
-                if time.monotonic() - t0 > timeout:
-                    raise
-                time.sleep(0.02)
 
     def cluster(name: str, **counts) -> OwnCluster:
         print(f"== {name}: starting a cluster", flush=True)

@@ -459,3 +459,17 @@ def log_lines(cluster: OwnCluster, name: str, needle: str) -> list[str]:
 def log_times(cluster: OwnCluster, name: str, needle: str) -> list[str]:
     """The ISO timestamps of the log lines of `name` that contain `needle`."""
     return [line.split()[0] for line in log_lines(cluster, name, needle)]
+
+
+def first_success(fn, timeout: float = 60.0) -> float:
+    """Seconds until `fn` first succeeds (retried at once on any error, up to `timeout`)."""
+    import time  # noqa: PLC0415
+    t0 = time.monotonic()
+    while True:
+        try:
+            fn()
+            return time.monotonic() - t0
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            if time.monotonic() - t0 > timeout:
+                raise
+            time.sleep(0.02)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from pymilvus import MilvusClient
 
-from cluster_support import MixedLoad, active_coordinator, make_collection
+from cluster_support import MixedLoad, active_coordinator, first_success, make_collection
 from helpers import wait_until
 
 
@@ -30,19 +30,6 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def first_success(fn, timeout: float = 60.0) -> float:
-    """Seconds until `fn` first succeeds (retried at once on any error)."""
-    t0 = time.monotonic()
-    while True:
-        try:
-            fn()
-            return time.monotonic() - t0
-        except Exception:  # noqa: BLE001 - retried until the deadline
-            if time.monotonic() - t0 > timeout:
-                raise
-            time.sleep(0.05)
 
 
 def test_coordinator_sigkill_takeover_under_load(own_cluster):

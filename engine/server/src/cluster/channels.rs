@@ -32,17 +32,8 @@ impl ClusterBackend {
         let channel = ChannelId::new(collection_id, shard);
         let mut retry = Retry::until(deadline);
         loop {
-            // A route lookup the coordinator cannot answer yet (a channel without an owner, a
-            // leader being elected) is retried like a node's refusal.
-            let routes = match self.routes(collection_id).await {
-                Ok(r) => r,
-                Err(e) if e.is_retriable() => {
-                    if !retry.pause().await {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(routes) = self.routes_or_pause(collection_id, &mut retry).await? else {
+                continue;
             };
             let route = routes.channels.iter().find(|c| c.channel == channel);
             let result = match route {

@@ -277,6 +277,27 @@ impl ClusterBackend {
         Ok(routes)
     }
 
+    /// The collection's routes; `None` after a pause when the coordinator cannot answer yet (a
+    /// channel without an owner, a leader being elected: retried like a node's refusal), the
+    /// error once `retry`'s deadline has passed or when it is not retriable.
+    async fn routes_or_pause(
+        &self,
+        collection_id: i64,
+        retry: &mut retry::Retry,
+    ) -> Result<Option<Arc<CollectionRoutes>>, ClusterError> {
+        match self.routes(collection_id).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is_retriable() => {
+                if retry.pause().await {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Routes that failed with a retriable error are stale: drop them (once).
     fn routes_failed(&self, used: &Arc<CollectionRoutes>) {
         if self.cache.drop_routes(used) {
