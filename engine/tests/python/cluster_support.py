@@ -23,10 +23,21 @@ def ferrovus_bin() -> Path:
     return find()
 
 
+def run_cluster_script(workdir: Path, *args: str, timeout: float = 180.0) -> str:
+    """`scripts/cluster <args> --dir <workdir>` with this suite's binary; its stdout, or an error
+    carrying its output."""
+    env = dict(os.environ)
+    env.setdefault("FERROVUS_BIN", str(ferrovus_bin()))
+    script = REPO_ROOT / "scripts" / "cluster"
+    r = subprocess.run([sys.executable, str(script), *args, "--dir", str(workdir)],
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"scripts/cluster {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
 class OwnCluster:
     """A cluster of this test's own (``scripts/cluster`` in a temporary directory)."""
-
-    SCRIPT = REPO_ROOT / "scripts" / "cluster"
 
     def __init__(self, workdir: Path, env: dict[str, str], **counts: int) -> None:
         self.dir = workdir
@@ -34,13 +45,7 @@ class OwnCluster:
         self.counts = counts
 
     def run(self, *args: str, timeout: float = 180.0) -> str:
-        env = dict(os.environ)
-        env.setdefault("FERROVUS_BIN", str(ferrovus_bin()))
-        r = subprocess.run([sys.executable, str(self.SCRIPT), *args, "--dir", str(self.dir)],
-                           capture_output=True, text=True, timeout=timeout, env=env)
-        if r.returncode != 0:
-            raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-        return r.stdout
+        return run_cluster_script(self.dir, *args, timeout=timeout)
 
     def up(self) -> "OwnCluster":
         args = ["up", "--timeout", "150"]
@@ -142,16 +147,21 @@ def read_all(client: MilvusClient, name: str, keys, fields: list[str],
     return out
 
 
+def assert_exactly_once(ids: list[int], expected, step: str) -> None:
+    """`ids` (what a read returned) hold every expected key once and nothing else."""
+    dup = len(ids) - len(set(ids))
+    missing = set(expected) - set(ids)
+    extra = set(ids) - set(expected)
+    assert dup == 0 and not missing and not extra, (
+        f"{step}: {dup} duplicated, {len(missing)} acknowledged rows missing "
+        f"(e.g. {sorted(missing)[:5]}), {len(extra)} deleted/unknown rows present "
+        f"(e.g. {sorted(extra)[:5]})")
+
+
 def check_reads(client: MilvusClient, name: str, model: Model, step: str) -> float:
     """Strong reads see exactly the model; returns the search recall@10 against brute force."""
     got = read_all(client, name, model.rows, ["id"])
-    ids = [r["id"] for r in got]
-    dup = len(ids) - len(set(ids))
-    missing = set(model.rows) - set(ids)
-    extra = set(ids) - set(model.rows)
-    assert dup == 0 and not missing and not extra, (
-        f"{step}: {dup} duplicated, {len(missing)} missing (e.g. {sorted(missing)[:5]}), "
-        f"{len(extra)} unexpected (e.g. {sorted(extra)[:5]})")
+    assert_exactly_once([r["id"] for r in got], model.rows, step)
     count = client.query(name, filter="", output_fields=["count(*)"],
                          consistency_level="Strong")[0]["count(*)"]
     assert count == len(model.rows), f"{step}: count(*) {count} != {len(model.rows)}"
@@ -336,13 +346,7 @@ class MixedLoad:
         m = Model()
         m.rows = dict(self.rows)
         got = read_all(client, self.name, m.rows, ["id", "vector"])
-        ids = [g["id"] for g in got]
-        dup = len(ids) - len(set(ids))
-        missing = set(m.rows) - set(ids)
-        extra = set(ids) - set(m.rows)
-        assert dup == 0 and not missing and not extra, (
-            f"{dup} duplicated, {len(missing)} acknowledged rows missing (e.g. {sorted(missing)[:5]}),"
-            f" {len(extra)} deleted/unknown rows present (e.g. {sorted(extra)[:5]})")
+        assert_exactly_once([g["id"] for g in got], m.rows, "after recovery")
         stale = [g["id"] for g in got
                  if not np.allclose(np.asarray(g["vector"], dtype=np.float32), m.rows[g["id"]])]
         assert not stale, f"{len(stale)} rows hold an older vector than the last upsert: {stale[:5]}"

@@ -364,8 +364,6 @@ class ClusterHandle(ServerHandle):
     kill9/terminate/restart act on every Ferrovus process at once (etcd and the S3 server, the
     cluster's external dependencies, keep running)."""
 
-    SCRIPT = REPO_ROOT / "scripts" / "cluster"
-
     def __init__(self, workdir: Path) -> None:
         super().__init__("cluster", workdir)
         self.cluster_dir = workdir / "cluster"
@@ -373,13 +371,8 @@ class ClusterHandle(ServerHandle):
         self.up = False
 
     def _run(self, *args: str, timeout: float = 180.0) -> str:
-        env = dict(os.environ)
-        env.setdefault("FERROVUS_BIN", str(ferrovus_bin()))
-        r = subprocess.run([sys.executable, str(self.SCRIPT), *args, "--dir", str(self.cluster_dir)],
-                           capture_output=True, text=True, timeout=timeout, env=env)
-        if r.returncode != 0:
-            raise RuntimeError(f"scripts/cluster {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-        return r.stdout
+        from cluster_support import run_cluster_script  # noqa: PLC0415
+        return run_cluster_script(self.cluster_dir, *args, timeout=timeout)
 
     def _read_ports(self) -> None:
         import json

@@ -181,8 +181,8 @@ def test_a_role_started_before_etcd_waits_for_it_and_says_so(request, tmp_path):
         pytest.skip("a cluster role against a real etcd (--server=cluster)")
     import shutil  # noqa: PLC0415
     import socket  # noqa: PLC0415
-    import urllib.error  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
+
+    from cluster_support import http_body  # noqa: PLC0415
 
     def free_port() -> int:
         with socket.socket() as s:
@@ -190,13 +190,7 @@ def test_a_role_started_before_etcd_waits_for_it_and_says_so(request, tmp_path):
             return s.getsockname()[1]
 
     def readyz(port: int) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:
-            return 0, ""
+        return http_body(port, "/readyz")
 
     etcd_port, peer_port, http_port = free_port(), free_port(), free_port()
     env = dict(os.environ, FERROVUS_META__KIND="etcd",
