@@ -3,10 +3,11 @@
 //! against the channel's current owner and term).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use ferrovus_core::shard::ShardCheckpoint;
 
-use super::catalog::{ChannelRecord, Edit};
+use super::catalog::{Catalog, ChannelRecord, CollectionState, Edit};
 use super::gc::{GcJob, segment_objects};
 use super::leader::Leader;
 use crate::api::{
@@ -21,6 +22,23 @@ fn missing_channel(ch: ChannelId) -> ClusterError {
 }
 
 /// `node` at `term` must be the channel's current owner.
+/// The collection and record of `channel`, if `node` at `term` owns it.
+fn owned_channel(
+    cat: &Catalog,
+    channel: ChannelId,
+    node: NodeId,
+    term: u64,
+) -> Result<(&Arc<CollectionState>, &ChannelRecord), ClusterError> {
+    let c = cat
+        .get(channel.collection_id)
+        .ok_or_else(|| missing_channel(channel))?;
+    let ch = c
+        .channel(channel.shard)
+        .ok_or_else(|| missing_channel(channel))?;
+    check_owner(ch, node, term)?;
+    Ok((c, ch))
+}
+
 fn check_owner(ch: &ChannelRecord, node: NodeId, term: u64) -> Result<(), ClusterError> {
     if ch.term != term {
         return Err(ClusterError::WrongTerm {
@@ -145,13 +163,7 @@ impl Leader {
     pub async fn open_channel(&self, req: ChannelTermReq) -> Result<OpenChannelResp, ClusterError> {
         self.check()?;
         let cat = self.snapshot();
-        let c = cat
-            .get(req.channel.collection_id)
-            .ok_or_else(|| missing_channel(req.channel))?;
-        let ch = c
-            .channel(req.channel.shard)
-            .ok_or_else(|| missing_channel(req.channel))?;
-        check_owner(ch, req.node, req.term)?;
+        let (c, ch) = owned_channel(&cat, req.channel, req.node, req.term)?;
         let segments: Vec<_> = c
             .live_segments(req.channel.shard)
             .map(|s| s.meta.clone())
@@ -188,13 +200,7 @@ impl Leader {
     pub async fn commit_checkpoint(&self, req: CommitCheckpointReq) -> Result<(), ClusterError> {
         let g = self.lock().await?;
         let cat = self.snapshot();
-        let c = cat
-            .get(req.channel.collection_id)
-            .ok_or_else(|| missing_channel(req.channel))?;
-        let ch = c
-            .channel(req.channel.shard)
-            .ok_or_else(|| missing_channel(req.channel))?;
-        check_owner(ch, req.node, req.term)?;
+        let (c, ch) = owned_channel(&cat, req.channel, req.node, req.term)?;
         let (cid, shard) = (req.channel.collection_id, req.channel.shard);
         let mut e = Edit::new(&cat);
         let mut record = ch.clone();
