@@ -63,6 +63,34 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// Atomically apply `ops` if every condition holds. Returns `Ok(false)` (and applies
     /// nothing) when a condition fails.
     async fn txn(&self, conditions: Vec<MetaCondition>, ops: Vec<MetaOp>) -> Result<bool>;
+
+    /// Like [`MetaStore::list`], also returning the store revision the listing was taken at
+    /// (0 when the store has no revisions to watch from).
+    async fn list_at(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
+        Ok((self.list(prefix).await?, 0))
+    }
+
+    /// Every change under `prefix` from `revision` (inclusive), in revision order, or `None`
+    /// when this store cannot be watched (callers then re-list). Pass the revision of a
+    /// [`MetaStore::list_at`] plus one to follow a listing without a gap.
+    async fn watch(&self, _prefix: &str, _revision: i64) -> Result<Option<Box<dyn MetaWatch>>> {
+        Ok(None)
+    }
+}
+
+/// One change seen by a [`MetaWatch`]: the key's new entry, or its deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaChange {
+    Put(KeyValue),
+    Delete { key: String, revision: i64 },
+}
+
+/// A stream of changes under a prefix (see [`MetaStore::watch`]). Dropping it cancels it.
+#[async_trait]
+pub trait MetaWatch: Send + std::fmt::Debug {
+    /// The next batch of changes (all changes of one revision arrive together); `Ok(None)`
+    /// when the store closed the stream. After an error or `None`, re-list and watch again.
+    async fn next(&mut self) -> Result<Option<Vec<MetaChange>>>;
 }
 
 /// In-memory implementations of the storage traits, for unit tests and ephemeral databases.

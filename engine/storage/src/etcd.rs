@@ -22,7 +22,7 @@ use etcd_client::{
     SortTarget, Txn, TxnOp, WatchOptions, WatchStream,
 };
 use ferrovus_core::Result;
-use ferrovus_core::store::{KeyValue, MetaCondition, MetaOp, MetaStore};
+use ferrovus_core::store::{KeyValue, MetaChange, MetaCondition, MetaOp, MetaStore, MetaWatch};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -185,6 +185,27 @@ pub struct PrefixWatch {
 impl fmt::Debug for PrefixWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrefixWatch").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl MetaWatch for PrefixWatch {
+    async fn next(&mut self) -> Result<Option<Vec<MetaChange>>> {
+        let Some(events) = PrefixWatch::next(self).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            events
+                .into_iter()
+                .map(|e| match e.kind {
+                    WatchEventKind::Put => MetaChange::Put(e.kv),
+                    WatchEventKind::Delete => MetaChange::Delete {
+                        key: e.kv.key,
+                        revision: e.kv.mod_revision,
+                    },
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -617,6 +638,15 @@ impl MetaStore for EtcdMetaStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         Ok(self.list_with_revision(prefix).await?.0)
+    }
+
+    async fn list_at(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
+        Ok(self.list_with_revision(prefix).await?)
+    }
+
+    async fn watch(&self, prefix: &str, revision: i64) -> Result<Option<Box<dyn MetaWatch>>> {
+        let w = self.watch_prefix(prefix, Some(revision)).await?;
+        Ok(Some(Box::new(w)))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64> {

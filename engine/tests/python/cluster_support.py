@@ -477,3 +477,61 @@ def first_success(fn, timeout: float = 60.0) -> float:
             if time.monotonic() - t0 > timeout:
                 raise
             time.sleep(0.02)
+
+
+def cluster_etcd(cluster: OwnCluster) -> tuple[str, str]:
+    """The URL of the cluster's (first) etcd member and the cluster's key prefix there."""
+    state = cluster.state()
+    port = (state["procs"].get("etcd") or state["procs"]["etcd-1"])["port"]
+    env = next(p["env"] for p in state["procs"].values() if p["role"] == "coordinator")
+    return f"http://127.0.0.1:{port}", env["FERROVUS_META__ETCD_PREFIX"].rstrip("/") + "/"
+
+
+def etcd_history(etcd_url: str, prefix: str, key: str) -> list[dict]:
+    """Every put of the metadata key `prefix + key` in etcd's revision history, oldest first:
+    ``{"rev", "create", "value"}``. Read through etcd's HTTP gateway: a watch from revision 1,
+    read until the key's current revision."""
+    import base64  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+    full = base64.b64encode((prefix + key).encode()).decode()
+
+    def post(path: str, body: dict, timeout: float = 10.0):
+        req = urllib.request.Request(f"{etcd_url}{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - a test's own etcd
+
+    with post("/v3/kv/range", {"key": full}) as r:
+        kvs = json.loads(r.read()).get("kvs", [])
+    if not kvs:
+        return []
+    last = int(kvs[0]["mod_revision"])
+    out: list[dict] = []
+    with post("/v3/watch", {"create_request": {"key": full, "start_revision": 1}}) as r:
+        for line in r:
+            result = json.loads(line).get("result", {})
+            for ev in result.get("events", []):
+                if ev.get("type", "PUT") != "PUT":
+                    continue
+                kv = ev["kv"]
+                out.append({"rev": int(kv["mod_revision"]), "create": int(kv["create_revision"]),
+                            "value": base64.b64decode(kv.get("value", "")).decode()})
+            if out and out[-1]["rev"] >= last:
+                return out
+    raise RuntimeError(f"the watch of {key} ended before revision {last}")
+
+
+def audit_leader_writes(etcd_url: str, prefix: str) -> dict[int, int]:
+    """Replays the metadata's revision history: every fenced write (`coord/writer`, the writer's
+    fence revision) must come from the leader elected last before it (`coord/leader` creations).
+    Returns the number of writes per leadership term (by its election revision)."""
+    elections = sorted(p["create"] for p in etcd_history(etcd_url, prefix, "coord/leader")
+                       if p["rev"] == p["create"])
+    writes: dict[int, int] = {}
+    for w in etcd_history(etcd_url, prefix, "coord/writer"):
+        term = int(w["value"])
+        current = max((e for e in elections if e <= w["rev"]), default=None)
+        assert term == current, (
+            f"a metadata write at revision {w['rev']} came from the term elected at {term}, "
+            f"but the leader elected at {current} led then (elections {elections})")
+        writes[term] = writes.get(term, 0) + 1
+    return writes

@@ -13,8 +13,8 @@ import time
 
 from pymilvus import MilvusClient
 
-from cluster_support import (MixedLoad, active_coordinator, http_body, log_lines, log_times,
-                             make_collection, reroute_etcd)
+from cluster_support import (MixedLoad, active_coordinator, audit_leader_writes, cluster_etcd,
+                             http_body, log_lines, log_times, make_collection, reroute_etcd)
 from helpers import wait_until
 
 
@@ -59,6 +59,11 @@ def test_a_coordinator_cut_off_from_etcd_stops_leading_before_the_standby_takes_
         took = log_times(cluster, "coordinator-2", "took over the catalogue")
         assert stopped and took, (stopped, took, cluster.logs())
         assert stopped[-1] < took[-1], f"old leader stopped at {stopped[-1]}, new took over at {took[-1]}"
+        # The etcd audit: every metadata write in the revision history came from the leader of
+        # its moment; the cut-off leader's term wrote nothing after the new one was elected.
+        terms = audit_leader_writes(*cluster_etcd(cluster))
+        assert len(terms) >= 2 and all(terms.values()), terms
+        print(f"metadata writes per leadership term (election revision: writes): {terms}")
         assert client.has_collection("during_cut")
         load.verify(client)
     finally:

@@ -19,7 +19,7 @@ use ferrovus_core::CoreError;
 use ferrovus_core::request::{IndexSpec, IndexType};
 use ferrovus_core::schema::DataType;
 use ferrovus_core::shard::ShardCheckpoint;
-use ferrovus_core::store::{KeyValue, MetaOp};
+use ferrovus_core::store::{KeyValue, MetaChange, MetaOp};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
@@ -520,8 +520,8 @@ fn decode_entry(kv: &KeyValue) -> Result<Option<Entry>, CoreError> {
     }))
 }
 
-/// Builds a [`Catalog`] from a listing of `catalog/`, decoding only the keys whose revision
-/// changed since the previous call (a standby calls it periodically, so a takeover decodes
+/// Builds a [`Catalog`] from a listing of `catalog/` or from watched changes, decoding only the
+/// keys whose revision changed (a standby follows the catalogue's changes, so a takeover decodes
 /// little).
 #[derive(Debug, Default)]
 pub struct CatalogLoader {
@@ -548,6 +548,35 @@ impl CatalogLoader {
             next.insert(kv.key.clone(), (kv.mod_revision, entry));
         }
         self.cache = next;
+        Ok((self.build(), decoded))
+    }
+
+    /// Applies watched changes to the last loaded state (decoding only the puts of a newer
+    /// revision) and builds the catalogue again.
+    pub fn apply(&mut self, changes: &[MetaChange]) -> Result<(Catalog, usize), CoreError> {
+        let mut decoded = 0;
+        for change in changes {
+            match change {
+                MetaChange::Put(kv) => {
+                    if self
+                        .cache
+                        .get(&kv.key)
+                        .is_some_and(|(rev, _)| *rev >= kv.mod_revision)
+                    {
+                        continue;
+                    }
+                    let Some(e) = decode_entry(kv)? else {
+                        tracing::warn!(key = %kv.key, "ignoring an unknown catalogue key");
+                        continue;
+                    };
+                    decoded += 1;
+                    self.cache.insert(kv.key.clone(), (kv.mod_revision, e));
+                }
+                MetaChange::Delete { key, .. } => {
+                    self.cache.remove(key);
+                }
+            }
+        }
         Ok((self.build(), decoded))
     }
 
@@ -710,5 +739,62 @@ mod tests {
             ops.iter()
                 .any(|o| matches!(o, MetaOp::Delete { key } if key == "catalog/channels/7/1"))
         );
+    }
+
+    fn changes(ops: &[MetaOp], rev: i64) -> Vec<MetaChange> {
+        ops.iter()
+            .map(|op| match op {
+                MetaOp::Put { key, value } => MetaChange::Put(KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    mod_revision: rev,
+                }),
+                MetaOp::Delete { key } => MetaChange::Delete {
+                    key: key.clone(),
+                    revision: rev,
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn watched_changes_give_the_same_catalogue_as_a_listing() {
+        let mut e = Edit::new(&Catalog::default());
+        e.create_collection(record(7, "c"));
+        e.create_collection(record(8, "d"));
+        let (_, ops) = e.finish().unwrap();
+        let mut watched = CatalogLoader::default();
+        let (first, decoded) = watched.apply(&changes(&ops, 1)).unwrap();
+        assert!(decoded > 0 && first.resolve("d").is_some());
+        // A change replayed (a watch restarted from an older revision) is not decoded again.
+        assert_eq!(watched.apply(&changes(&ops, 1)).unwrap().1, 0);
+
+        let mut e = Edit::new(&first);
+        e.drop_collection(8);
+        let (expected, drop_ops) = e.finish().unwrap();
+        let (after, _) = watched.apply(&changes(&drop_ops, 2)).unwrap();
+        assert!(after.resolve("d").is_none() && after.dropped.contains_key(&8));
+        assert_eq!(after.version, expected.version);
+
+        // The same state listed from scratch.
+        let mut listed = kvs(&ops, 1);
+        let deleted: Vec<&str> = drop_ops
+            .iter()
+            .filter_map(|o| match o {
+                MetaOp::Delete { key } => Some(key.as_str()),
+                MetaOp::Put { .. } => None,
+            })
+            .collect();
+        listed.retain(|kv| !deleted.contains(&kv.key.as_str()));
+        for kv in kvs(&drop_ops, 2) {
+            listed.retain(|o| o.key != kv.key);
+            listed.push(kv);
+        }
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        let (from_list, _) = CatalogLoader::default().load(&listed).unwrap();
+        assert_eq!(from_list.get(7), after.get(7));
+        assert_eq!(from_list.get(8), after.get(8));
+        assert_eq!(from_list.dropped, after.dropped);
+        assert_eq!(from_list.version, after.version);
     }
 }

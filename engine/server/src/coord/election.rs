@@ -1,4 +1,4 @@
-//! The election loop of a coordinator process: standby (warm catalogue, `NotLeader`
+//! The election loop of a coordinator process: standby (catalogue kept warm by a watch, `NotLeader`
 //! answers) while campaigning; on election, take over (list the catalogue, open the TSO and id
 //! allocator through the fenced store, start the term); on loss, stop the term at once and
 //! campaign again; on shutdown, resign (or, for a crash-like stop, just stop renewing).
@@ -158,25 +158,46 @@ impl Shared {
         }
     }
 
-    /// The standby's warm copy: re-list the catalogue periodically (only changed keys are
-    /// decoded). Never returns.
+    /// The standby's warm copy: list the catalogue once, then follow its changes through a
+    /// watch from the listing's revision (decoding only changed keys); after a broken watch,
+    /// list and watch again. A store that cannot be watched is re-listed every
+    /// `standby_refresh_ms`. Never returns.
     async fn keep_warm(&self) {
         let every = Duration::from_millis(self.config.standby_refresh_ms.max(50));
         loop {
-            match self.refresh().await {
-                Ok(n) if n > 0 => tracing::debug!(decoded = n, "standby catalogue refreshed"),
-                Ok(_) => {}
+            match self.follow_catalog().await {
+                Ok(true) => tracing::debug!("catalogue watch ended; listing again"),
+                Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "standby catalogue refresh failed"),
             }
             tokio::time::sleep(every).await;
         }
     }
 
-    async fn refresh(&self) -> Result<usize, CoreError> {
-        let kvs = self.meta.list(CATALOG_PREFIX).await?;
-        let (cat, decoded) = self.loader.lock().await.load(&kvs)?;
+    /// One listing and, where the store can watch, the watch that follows it until it breaks.
+    /// `Ok(true)`: the watch ended; `Ok(false)`: the store cannot watch.
+    async fn follow_catalog(&self) -> Result<bool, CoreError> {
+        let (kvs, revision) = self.meta.list_at(CATALOG_PREFIX).await?;
+        self.install_warm(self.loader.lock().await.load(&kvs)?);
+        let Some(mut watch) = self.meta.watch(CATALOG_PREFIX, revision + 1).await? else {
+            return Ok(false);
+        };
+        while let Some(changes) = watch.next().await? {
+            self.metrics.standby_changes.inc_by(changes.len() as u64);
+            self.install_warm(self.loader.lock().await.apply(&changes)?);
+        }
+        Ok(true)
+    }
+
+    fn install_warm(&self, (cat, decoded): (super::catalog::Catalog, usize)) {
+        if decoded > 0 {
+            tracing::debug!(
+                decoded,
+                version = cat.version,
+                "standby catalogue refreshed"
+            );
+        }
         *self.warm.write() = Arc::new(cat);
-        Ok(decoded)
     }
 
     /// Lists the catalogue (after the election, so it holds every write of the previous

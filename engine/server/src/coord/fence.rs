@@ -3,16 +3,24 @@
 //! deposed (its lease expired, someone else leads) cannot write even while it still believes it
 //! leads. The catalogue, the [`TimestampOracle`](ferrovus_core::tso::TimestampOracle) and the
 //! [`IdAllocator`](ferrovus_core::tso::IdAllocator) of a leader all write through it.
+//!
+//! Every fenced write also puts [`WRITER_KEY`] = the writer's fence revision in the same
+//! transaction, so the metadata's revision history says which leadership term made each write
+//! (`etcdctl watch --rev=1 coord/writer` replays it; the partition tests audit it against the
+//! history of the leader key).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferrovus_core::CoreError;
-use ferrovus_core::store::{KeyValue, MetaCondition, MetaOp, MetaStore};
+use ferrovus_core::store::{KeyValue, MetaCondition, MetaOp, MetaStore, MetaWatch};
 use tokio::sync::watch;
 
 use crate::rpc::ClusterError;
 use crate::session::Fence;
+
+/// The key every fenced transaction also writes: the fence revision of its writer (decimal).
+pub const WRITER_KEY: &str = "coord/writer";
 
 /// The text of the error a fenced-out write fails with (a `CoreError::Conflict`).
 pub const FENCED_OUT: &str = "this coordinator is no longer the leader (its fence is gone)";
@@ -89,6 +97,11 @@ impl FencedStore {
         let mut all = Vec::with_capacity(conditions.len() + 1);
         all.push(self.fence.condition());
         all.extend(conditions);
+        let mut ops = ops;
+        ops.push(MetaOp::Put {
+            key: WRITER_KEY.to_string(),
+            value: self.fence.revision.to_string().into_bytes(),
+        });
         if self.inner.txn(all, ops).await? {
             return Ok(true);
         }
@@ -120,6 +133,18 @@ impl MetaStore for FencedStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<KeyValue>, CoreError> {
         self.inner.list(prefix).await
+    }
+
+    async fn list_at(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), CoreError> {
+        self.inner.list_at(prefix).await
+    }
+
+    async fn watch(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> Result<Option<Box<dyn MetaWatch>>, CoreError> {
+        self.inner.watch(prefix, revision).await
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64, CoreError> {
@@ -176,6 +201,12 @@ mod tests {
         );
         let r = f.put("k", b"1".to_vec()).await.unwrap();
         assert_eq!(raw.get("k").await.unwrap().unwrap().mod_revision, r);
+        // The write names its writer's term, in the same revision.
+        let writer = raw.get(WRITER_KEY).await.unwrap().unwrap();
+        assert_eq!(
+            (writer.value, writer.mod_revision),
+            (rev.to_string().into_bytes(), r)
+        );
         // A failed caller condition is not a lost fence.
         let cond = MetaCondition::ModRevision {
             key: "k".into(),

@@ -30,6 +30,8 @@ pub struct CoordMetrics {
     pub tasks_finished: Family<TaskLabels, Counter>,
     pub channel_moves: Counter,
     pub segment_moves: Counter,
+    /// Catalogue changes a standby applied from its watch.
+    pub standby_changes: Counter,
 }
 
 impl CoordMetrics {
@@ -38,6 +40,11 @@ impl CoordMetrics {
             "coord_leader",
             "1 while this coordinator leads",
             self.leader.clone(),
+        );
+        m.register(
+            "coord_standby_catalog_changes",
+            "Catalogue changes this coordinator applied from its watch while standby",
+            self.standby_changes.clone(),
         );
         m.register(
             "coord_elections",

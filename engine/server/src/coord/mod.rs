@@ -5,7 +5,7 @@
 //! **Leadership.** Any number of coordinators run; they campaign on
 //! [`COORDINATOR_LEADER_KEY`](crate::session::COORDINATOR_LEADER_KEY) with this node's internal RPC address as the value. A standby
 //! answers every call with `NotLeader { leader }`, is ready (`/readyz` 200, `standby`), and
-//! keeps a warm copy of the catalogue by re-listing it, so a takeover decodes only what
+//! keeps a warm copy of the catalogue by watching it, so a takeover decodes only what
 //! changed. The leader writes only through a [`FencedStore`] (catalogue, TSO `tso/upper`, id
 //! blocks `ids/next`): every write also compares the leader key's revision, so a deposed
 //! leader cannot write even while it believes it leads. When leadership is lost (the
