@@ -9,7 +9,8 @@
 #   ferrovus/ferrovus-operator:$TAG   (operator/Dockerfile, binary ferrovus-operator)
 #   ferrovus/ferrovus:$TAG            (engine/Dockerfile if present, binary ferrovus)
 #   ferrovus/dev-etcd:$TAG, ferrovus/dev-s3:$TAG   (`deps`: development stand-ins for the
-#       docker compose cluster in engine/compose, from the host's etcd and s3s-fs binaries)
+#       docker compose cluster in engine/compose and the e2e tests on a real node: the host's
+#       etcd, and tools/dev-s3 — s3s-fs with MinIO's command line and health endpoints)
 # Environment:
 #   TAG            image tag (default: the workspace version, e.g. 0.1.0); also tagged :dev
 #   CARGO_TARGET_DIR  where release binaries are (default: target)
@@ -103,13 +104,17 @@ DOCKERFILE
   build_image ferrovus/ferrovus ferrovus "$dockerfile" ferrovus
 }
 
-# ---- development dependencies of engine/compose (etcd, an S3-compatible server) ----
+# ---- development dependencies of engine/compose and of the e2e tests on a real node ----
+# build_dep NAME BINARY ALIAS: the binary is the image's entrypoint and is also on PATH as ALIAS
+# (the operator runs the in-cluster etcd as `etcd ARGS`; the object store image gets MinIO's
+# arguments, `server /data --address :9000`, through its entrypoint).
 build_dep() {
-  local name="$1" bin="$2"
+  local name="$1" bin="$2" alias="$3"
   local ctx
   ctx="$(mktemp -d)"
   STRIP=0 assemble_rootfs "$bin" "$ctx"
   mv "$ctx/rootfs/usr/local/bin/$(basename "$bin")" "$ctx/rootfs/usr/local/bin/entrypoint"
+  ln "$ctx/rootfs/usr/local/bin/entrypoint" "$ctx/rootfs/usr/local/bin/$alias"
   cp engine/compose/Dockerfile.dep "$ctx/Dockerfile"
   docker build --quiet -t "$name:$TAG" -t "$name:dev" "$ctx" >&2
   rm -rf "$ctx"
@@ -117,14 +122,20 @@ build_dep() {
 }
 
 build_deps() {
-  local etcd s3
+  local etcd s3 profile="${PROFILE:-release}"
   etcd="$(command -v etcd)" || { echo "build-images: etcd not found (apt-get install etcd-server)" >&2; exit 1; }
-  if ! s3="$(command -v s3s-fs)"; then
-    cargo install s3s-fs --version '^0.12' --features binary --locked >&2
-    s3="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
+  # the workspace's development S3 server (s3s-fs with MinIO's command line and health checks)
+  s3="$TARGET_DIR/$profile/ferrovus-dev-s3"
+  if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    if [[ "$profile" == release ]]; then
+      cargo build --release -p ferrovus-dev-s3 >&2
+    else
+      cargo build -p ferrovus-dev-s3 >&2
+    fi
   fi
-  build_dep ferrovus/dev-etcd "$etcd"
-  build_dep ferrovus/dev-s3 "$s3"
+  [[ -x "$s3" ]] || { echo "build-images: $s3 not found" >&2; exit 1; }
+  build_dep ferrovus/dev-etcd "$etcd" etcd
+  build_dep ferrovus/dev-s3 "$s3" minio
 }
 
 for what in "${@:-all}"; do

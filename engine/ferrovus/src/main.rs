@@ -117,7 +117,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// Where Kubernetes reads a container's termination message (`kubectl describe pod`, and the
+/// operator's `ComponentCrashing` condition).
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
 fn main() -> anyhow::Result<()> {
+    let result = run();
+    if let Err(e) = &result {
+        // Only where the file exists (in a Kubernetes container): the fatal error, in full.
+        if std::path::Path::new(TERMINATION_LOG).exists() {
+            let _ = std::fs::write(TERMINATION_LOG, format!("{e:#}\n"));
+        }
+    }
+    result
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A role this build does not have fails before anything else: no half-started process that
     // looks alive.

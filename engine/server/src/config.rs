@@ -177,7 +177,8 @@ pub struct CoordinatorConfig {
     /// A task that failed is not handed out again before this delay (doubling per failure, up
     /// to 16×). Default 5000.
     pub task_retry_ms: u64,
-    /// How often a standby re-lists the catalogue to keep its warm copy. Default 1000.
+    /// How long a standby waits before listing the catalogue again after its watch broke (or,
+    /// on a store that cannot be watched, between listings). Default 1000.
     pub standby_refresh_ms: u64,
     /// Upper bound of a long poll (`*_sync`, `watch_catalog`), below the RPC timeout.
     /// Default 20000.
@@ -503,8 +504,11 @@ impl Config {
             set_path(&mut tree, &path, value)
                 .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
         }
-        let mut cfg: Config =
-            serde_yaml_ng::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        // The error names the setting (`query.cache_mb: invalid type: …`).
+        let mut cfg: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Invalid(format!("{path}: {}", e.into_inner()))
+        })?;
         if cfg.cluster.advertise_host.is_none() {
             cfg.cluster.advertise_host = pod_ip;
         }
@@ -756,8 +760,17 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("port") || e.contains("invalid"), "{e}");
+        assert!(e.contains("grpc.port: invalid type"), "{e}");
         let dir = tempfile::tempdir().unwrap();
+        // A setting of the wrong type in the file (as the operator's ConfigMap carries
+        // spec.config): the error names it.
+        let f = dir.path().join("typed.yaml");
+        std::fs::write(&f, "core:\n  seal_rows: lots\n").unwrap();
+        let e = Config::load(Some(&f), vec![]).unwrap_err().to_string();
+        assert!(
+            e.contains("core.seal_rows: invalid type: string \"lots\""),
+            "{e}"
+        );
         let f = dir.path().join("c.yaml");
         std::fs::write(&f, "grpcx: {}\n").unwrap();
         assert!(
