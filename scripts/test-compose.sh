@@ -4,7 +4,10 @@
 # 2 proxies, each in its own container, waits until every role answers /readyz, runs the README
 # quick start through proxy-1, writes a collection loaded with 2 replicas through proxy-1 and
 # reads it back through proxy-2, kills one query node container and checks that searches still
-# answer from the other replica. Always tears the cluster down (down -v).
+# answer from the other replica, then cuts the active coordinator and a streaming node off the
+# network (docker network disconnect) under a mixed load and checks every acknowledged write and
+# the etcd audit of leadership terms (engine/tests/python/tools/compose_partitions.py). Always
+# tears the cluster down (down -v).
 #
 #   PROFILE=debug scripts/test-compose.sh     (engine image from target/debug/ferrovus;
 #                                              default: a release build)
@@ -233,6 +236,20 @@ PYEOF
 [[ "$(docker inspect -f '{{.State.Running}}' "$victim")" == false ]] \
   || { echo "compose test: query-1 is running again (restarted?)"; exit 1; }
 say "searches answer with query-1 down"
+
+# ---- partitions: the active coordinator, then a streaming node, cut off from the network ----
+containers="{" sep=""
+for s in coordinator-1 coordinator-2 streaming-1 streaming-2; do
+  containers+="$sep\"$s\": \"$(compose ps -q "$s")\""
+  sep=", "
+done
+network="$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' \
+  "$(compose ps -q coordinator-1)" | awk '{print $1}')"
+partition_cfg="{\"network\": \"$network\", \"containers\": $containers},
+  \"proxies\": [\"$proxy1\", \"$proxy2\"], \"etcd\": \"http://127.0.0.1:$(host_port etcd 2379)\",
+  \"etcd_prefix\": \"ferrovus/\"}"
+timeout 600 "$PY" "$ROOT/engine/tests/python/tools/compose_partitions.py" "$partition_cfg"
+say "partitions survived: coordinator and streaming node cut off and reconnected"
 
 ok=1
 say "passed"

@@ -15,7 +15,8 @@ use super::{
     Caller, CoordApi, NodeId, QueryApi, RemoteCoord, RemoteQuery, RemoteStreaming, StreamingApi,
 };
 use crate::rpc::{ClusterError, RpcPool};
-use crate::session::{COORDINATOR_LEADER_KEY, Coordination};
+use crate::session::{COORDINATOR_LEADER_KEY, Coordination, LeaderInfo};
+use tokio::sync::watch;
 
 /// Where the other roles are.
 pub trait Nodes: Send + Sync + 'static {
@@ -83,11 +84,22 @@ impl Nodes for RemoteNodes {
 /// address (`host:port`, UTF-8). While there is no leader, or the one called is not (or no
 /// longer) the leader or unreachable, the call is retried with back-off for up to `retry_for`,
 /// so a coordinator takeover costs callers latency, not errors.
+///
+/// The caller follows the leader key with a watch: a call in flight to a coordinator that is
+/// replaced as leader (or whose key is gone) is abandoned at once and sent to the new leader,
+/// instead of waiting for the RPC timeout of a coordinator that is cut off (no answer, no
+/// refusal). The deposed coordinator cannot have committed anything after the new election:
+/// its writes are fenced.
 pub struct LeaderCaller {
     coordination: Arc<dyn Coordination>,
     pool: RpcPool,
     retry_for: Duration,
     leader: Mutex<Option<String>>,
+    watched: tokio::sync::OnceCell<watch::Receiver<Option<LeaderInfo>>>,
+}
+
+fn addr_of(info: &LeaderInfo) -> Option<String> {
+    String::from_utf8(info.value.clone()).ok()
 }
 
 impl LeaderCaller {
@@ -97,6 +109,23 @@ impl LeaderCaller {
             pool,
             retry_for,
             leader: Mutex::new(None),
+            watched: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The leader key, followed in the background from the first call on; `None` while the
+    /// watch cannot be set up (calls then work without it and try again next time).
+    async fn watch(&self) -> Option<watch::Receiver<Option<LeaderInfo>>> {
+        let r = self
+            .watched
+            .get_or_try_init(|| self.coordination.watch_leader(COORDINATOR_LEADER_KEY))
+            .await;
+        match r {
+            Ok(rx) => Some(rx.clone()),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot watch the coordinator leader key yet");
+                None
+            }
         }
     }
 
@@ -110,11 +139,26 @@ impl LeaderCaller {
             .await
             .map_err(|e| ClusterError::Unavailable(format!("looking up the coordinator: {e}")))?
             .ok_or_else(|| ClusterError::Unavailable("no coordinator is leading".into()))?;
-        let addr = String::from_utf8(info.value).map_err(|_| {
+        let addr = addr_of(&info).ok_or_else(|| {
             ClusterError::Internal("the coordinator leader key does not hold an address".into())
         })?;
         *self.leader.lock() = Some(addr.clone());
         Ok(addr)
+    }
+}
+
+/// Resolves once the watched leader is no longer `addr` (another leader, or none).
+async fn replaced(rx: Option<watch::Receiver<Option<LeaderInfo>>>, addr: &str) {
+    let Some(mut rx) = rx else {
+        return std::future::pending().await;
+    };
+    let moved = rx
+        .wait_for(|l| l.as_ref().and_then(addr_of).as_deref() != Some(addr))
+        .await
+        .is_ok();
+    if !moved {
+        // The watch ended (shutting down): never abandon a call for that.
+        std::future::pending::<()>().await;
     }
 }
 
@@ -129,9 +173,23 @@ impl Caller for LeaderCaller {
         let mut backoff = Duration::from_millis(20);
         loop {
             let attempt = async {
-                let addr = self.leader_addr().await?;
+                let watched = self.watch().await;
+                let current = watched.as_ref().and_then(|rx| rx.borrow().clone());
+                let addr = match current {
+                    Some(info) => addr_of(&info).ok_or_else(|| {
+                        ClusterError::Internal(
+                            "the coordinator leader key does not hold an address".into(),
+                        )
+                    })?,
+                    None => self.leader_addr().await?,
+                };
                 let client = self.pool.get(&addr)?;
-                let r = client.call(method, req).await;
+                let r = tokio::select! {
+                    r = client.call(method, req) => r,
+                    () = replaced(watched, &addr) => Err(ClusterError::Unavailable(format!(
+                        "coord.{method}: the coordinator at {addr} was replaced as leader"
+                    ))),
+                };
                 if r.is_err() {
                     *self.leader.lock() = None;
                 }

@@ -9,7 +9,9 @@ use tokio::time::Instant;
 
 use super::ClusterBackend;
 use super::retry::Retry;
-use crate::api::{ChannelId, ChannelReq, ChannelStatsReq, CollectionRecord, StreamingApi};
+use crate::api::{
+    ChannelId, ChannelReq, ChannelRoute, ChannelStatsReq, CollectionRecord, StreamingApi,
+};
 use crate::error::ApiResult;
 use crate::rpc::ClusterError;
 
@@ -41,7 +43,7 @@ impl ClusterBackend {
                     "channel {channel} has no owner yet"
                 ))),
                 Some(r) => match self.nodes.streaming(r.node, &r.addr) {
-                    Ok(owner) => op(owner, channel, r.term).await,
+                    Ok(owner) => self.unless_moved(op(owner, channel, r.term), r).await,
                     Err(e) => Err(e),
                 },
             };
@@ -60,6 +62,42 @@ impl ClusterBackend {
                     self.metrics.retried(op_name);
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for `call` to the owner named by `route`, unless the channel moves meanwhile: on
+    /// every catalogue change the routes are fetched again, and a call to an owner that lost
+    /// the channel (another node or a newer term) is abandoned as `Unavailable`, so the retry
+    /// goes to the new owner at once instead of waiting for the RPC timeout of a node that is
+    /// cut off. The old owner cannot acknowledge a write after the new one fenced its log.
+    async fn unless_moved<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClusterError>>,
+        route: &ChannelRoute,
+    ) -> Result<T, ClusterError> {
+        let mut catalogue = self.coord_health.subscribe();
+        catalogue.borrow_and_update();
+        let mut call = std::pin::pin!(call);
+        loop {
+            tokio::select! {
+                r = &mut call => return r,
+                changed = catalogue.changed() => {
+                    if changed.is_err() {
+                        return call.await;
+                    }
+                    let now = match self.routes(route.channel.collection_id).await {
+                        Ok(routes) => routes.channels.iter().find(|c| c.channel == route.channel).cloned(),
+                        Err(_) => continue, // keep waiting for the call
+                    };
+                    if let Some(now) = now.filter(|c| (c.node, c.term) != (route.node, route.term)) {
+                        self.metrics.retried("abandoned_on_move");
+                        return Err(ClusterError::Unavailable(format!(
+                            "channel {} moved from node {} (term {}) to node {} (term {}) during the call",
+                            route.channel, route.node, route.term, now.node, now.term
+                        )));
+                    }
+                }
             }
         }
     }
