@@ -195,9 +195,7 @@ async fn the_proxy_role_serves_milvus_over_the_cluster_and_drains() {
         .expect("the proxy stops")
         .unwrap()
         .unwrap();
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "no longer accepting"
-    );
+    // The node's future owned the listener: it has returned, so the socket is closed. (Probing
+    // the port would race with other tests' servers binding the freed port.)
     fakes.shutdown(Duration::from_secs(1)).await.unwrap();
 }
