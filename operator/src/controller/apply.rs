@@ -1,0 +1,166 @@
+//! The stage walk: server-side apply of each stage's objects (skipped when the
+//! live spec hash matches), readiness gating, and pruning of objects the spec
+//! no longer asks for.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use tracing::{debug, info};
+
+use super::status::{Outcome, stage_state};
+use super::{Error, Reconciler, key};
+use crate::builders::{
+    self, Child, FIELD_MANAGER, MANAGED_BY, Planned, SPEC_HASH_ANNOTATION, Stage,
+};
+use crate::crd::{ComponentsStatus, DependenciesStatus};
+
+impl Reconciler<'_> {
+    /// Applies `child` unless the live object already matches; returns the live object.
+    pub(super) async fn ensure(&self, child: &Child) -> Result<DynamicObject, Error> {
+        let api = self.dyn_api(child);
+        let desired = child.to_dynamic();
+        let hash = desired
+            .annotations()
+            .get(SPEC_HASH_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(live) = api.get_opt(&child.name()).await? {
+            let same_hash = live.annotations().get(SPEC_HASH_ANNOTATION) == Some(&hash);
+            let live_replicas = live.data["spec"]["replicas"].as_i64();
+            let replicas_ok = match child.desired_replicas() {
+                // the HPA (or nobody) owns replicas
+                None => true,
+                Some(r) => live_replicas == Some(i64::from(r)),
+            };
+            if same_hash && replicas_ok {
+                return Ok(live);
+            }
+        }
+        debug!(cluster = %key(self.mc), kind = %child.kind(), name = %child.name(), "apply");
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api
+            .patch(&child.name(), &params, &Patch::Apply(&desired))
+            .await?;
+        self.ctx.metrics.writes.inc();
+        Ok(applied)
+    }
+
+    /// Deletes objects this cluster owns that the spec no longer asks for.
+    pub(super) async fn prune(&self, planned: &[Planned], everything: bool) -> Result<(), Error> {
+        use kube::core::ApiResource;
+        let kinds: Vec<(ApiResource, bool)> = vec![
+            (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true),
+            (ApiResource::erase::<StatefulSet>(&()), everything),
+            (ApiResource::erase::<Deployment>(&()), everything),
+            (ApiResource::erase::<Service>(&()), everything),
+            (ApiResource::erase::<PodDisruptionBudget>(&()), everything),
+        ];
+        let uid = self.mc.metadata.uid.clone();
+        let selector = format!(
+            "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={MANAGED_BY}",
+            self.name
+        );
+        for (ar, enabled) in kinds {
+            if !enabled {
+                continue;
+            }
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.ctx.client.clone(), &self.namespace, &ar);
+            for obj in api
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+            {
+                let name = obj.name_any();
+                let wanted = planned
+                    .iter()
+                    .any(|p| p.child.kind() == ar.kind && p.child.name() == name);
+                let ours = obj
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+                if wanted || !ours || obj.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                info!(cluster = %key(self.mc), kind = %ar.kind, %name, "deleting object no longer in the spec");
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {
+                        self.ctx.metrics.writes.inc();
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn walk(&self, planned: &[Planned]) -> Result<Outcome, Error> {
+        let mut out = Outcome {
+            waiting: None,
+            components: ComponentsStatus::default(),
+            dependencies: DependenciesStatus::default(),
+        };
+        for stage in Stage::all() {
+            let children: Vec<&Child> = planned
+                .iter()
+                .filter(|p| p.stage == stage)
+                .map(|p| &p.child)
+                .collect();
+            let mut workloads = vec![];
+            if out.waiting.is_none() {
+                for child in &children {
+                    let live = self.ensure(child).await?;
+                    if child.is_workload() {
+                        workloads.push(live);
+                    }
+                }
+            } else {
+                // a later stage: observe only, so the status shows its state
+                for child in children.iter().filter(|c| c.is_workload()) {
+                    if let Some(live) = self.dyn_api(child).get_opt(&child.name()).await? {
+                        workloads.push(live);
+                    }
+                }
+            }
+            let state = stage_state(
+                &workloads,
+                children.iter().filter(|c| c.is_workload()).count(),
+            );
+            self.record(stage, &workloads, &mut out);
+            if out.waiting.is_none() && !state.ready {
+                out.waiting = Some((stage, state.detail));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Paused: read the workloads for the status, write nothing else.
+    pub(super) async fn observe_only(&self) -> Result<Outcome, Error> {
+        let mut out = Outcome {
+            waiting: None,
+            components: ComponentsStatus::default(),
+            dependencies: DependenciesStatus::default(),
+        };
+        let planned = match builders::build(self.mc) {
+            Ok(p) => p,
+            Err(_) => return Ok(out),
+        };
+        for stage in Stage::all() {
+            let mut workloads = vec![];
+            for p in planned
+                .iter()
+                .filter(|p| p.stage == stage && p.child.is_workload())
+            {
+                if let Some(live) = self.dyn_api(&p.child).get_opt(&p.child.name()).await? {
+                    workloads.push(live);
+                }
+            }
+            self.record(stage, &workloads, &mut out);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,372 @@
+//! Status: what the stage walk observed, the conditions, and the status write
+//! (only when it differs from the stored one).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::warn;
+
+use super::{DEGRADED, Error, PROGRESSING, READY, REQUEUE_DEGRADED, Reconciler, key};
+use crate::builders::{self, FIELD_MANAGER, Stage};
+use crate::crd::{
+    ComponentStatus, ComponentsStatus, DEFAULT_PROXY_PORT, DependenciesStatus, DependencyStatus,
+    MilvusCluster, MilvusClusterStatus, Phase, Role, image_tag,
+};
+
+/// Live state of one stage's workloads.
+pub(super) struct StageState {
+    pub ready: bool,
+    pub detail: String,
+}
+
+/// What the stage walk found.
+pub(super) struct Outcome {
+    pub waiting: Option<(Stage, String)>,
+    pub components: ComponentsStatus,
+    pub dependencies: DependenciesStatus,
+}
+
+impl Reconciler<'_> {
+    pub(super) fn record(&self, stage: Stage, workloads: &[DynamicObject], out: &mut Outcome) {
+        match stage {
+            Stage::Common => {}
+            Stage::Dependencies => {
+                let etcd = self.mc.spec.etcd();
+                let endpoints =
+                    builders::etcd_endpoints(&self.mc.spec, &self.name, &self.namespace);
+                let ready_of = |component: &str| {
+                    workloads
+                        .iter()
+                        .find(|w| {
+                            w.labels()
+                                .get("app.kubernetes.io/component")
+                                .map(String::as_str)
+                                == Some(component)
+                        })
+                        .map(|w| workload_ready(w).0)
+                        .unwrap_or(false)
+                };
+                out.dependencies.etcd = Some(DependencyStatus {
+                    mode: if etcd.external.is_some() {
+                        "External"
+                    } else {
+                        "InCluster"
+                    }
+                    .into(),
+                    ready: etcd.external.is_some() || ready_of("etcd"),
+                    endpoint: endpoints.join(","),
+                });
+                let storage = self.mc.spec.storage();
+                out.dependencies.storage = Some(DependencyStatus {
+                    mode: if storage.external.is_some() {
+                        "External"
+                    } else {
+                        "InCluster"
+                    }
+                    .into(),
+                    ready: storage.external.is_some() || ready_of("object-store"),
+                    endpoint: match &storage.external {
+                        Some(e) => format!("{} (bucket {})", e.endpoint, e.bucket),
+                        None => format!(
+                            "http://{}-object-store.{}.svc:{} (bucket {})",
+                            self.name,
+                            self.namespace,
+                            builders::OBJECT_STORE_PORT,
+                            storage
+                                .in_cluster
+                                .and_then(|i| i.bucket)
+                                .unwrap_or_else(|| crate::crd::DEFAULT_BUCKET.into())
+                        ),
+                    },
+                });
+            }
+            Stage::Component(role) => {
+                let status = workloads.first().map(component_status);
+                let slot = match role {
+                    Role::Coordinator => &mut out.components.coordinator,
+                    Role::Streaming => &mut out.components.streaming,
+                    Role::Query => &mut out.components.query,
+                    Role::Data => &mut out.components.data,
+                    Role::Proxy => &mut out.components.proxy,
+                };
+                *slot = status;
+            }
+        }
+    }
+
+    pub(super) fn endpoint(&self) -> String {
+        let port = self
+            .mc
+            .spec
+            .proxy_service()
+            .port
+            .unwrap_or(DEFAULT_PROXY_PORT);
+        format!("{}-proxy.{}.svc:{port}", self.name, self.namespace)
+    }
+
+    pub(super) fn status(
+        &self,
+        phase: Phase,
+        outcome: &Outcome,
+        degraded: Option<(&str, &str)>,
+    ) -> MilvusClusterStatus {
+        let old = self.old_status();
+        let c = &outcome.components;
+        let all = [&c.coordinator, &c.streaming, &c.query, &c.data, &c.proxy];
+        // the version every component runs, once they all run the same image
+        let version = if phase == Phase::Ready && all.iter().all(|s| s.is_some()) {
+            let images: Vec<&str> = all
+                .iter()
+                .map(|s| s.as_ref().unwrap().image.as_str())
+                .collect();
+            if images.iter().all(|i| *i == images[0]) {
+                Some(image_tag(images[0]))
+            } else {
+                old.version.clone()
+            }
+        } else {
+            old.version.clone()
+        };
+        let (ready, progressing, degraded_cond) = match (phase, degraded, &outcome.waiting) {
+            (_, Some((reason, msg)), _) => (
+                ("False", reason.to_string(), msg.to_string()),
+                (
+                    "False",
+                    reason.to_string(),
+                    "rollout stopped until the spec is fixed".to_string(),
+                ),
+                ("True", reason.to_string(), msg.to_string()),
+            ),
+            (Phase::Paused, _, _) => (
+                (
+                    if old_ready(&old) { "True" } else { "False" },
+                    "Paused".to_string(),
+                    "spec.paused is true: the operator changes nothing".to_string(),
+                ),
+                (
+                    "False",
+                    "Paused".to_string(),
+                    "spec.paused is true".to_string(),
+                ),
+                (
+                    "False",
+                    "AsExpected".to_string(),
+                    "no problem found".to_string(),
+                ),
+            ),
+            (_, None, None) => (
+                (
+                    "True",
+                    "AllComponentsReady".to_string(),
+                    "all components are ready".to_string(),
+                ),
+                (
+                    "False",
+                    "RolloutComplete".to_string(),
+                    "every component runs the desired spec".to_string(),
+                ),
+                (
+                    "False",
+                    "AsExpected".to_string(),
+                    "no problem found".to_string(),
+                ),
+            ),
+            (_, None, Some((stage, detail))) => {
+                let reason = match stage {
+                    Stage::Common | Stage::Dependencies => "WaitingForDependencies".to_string(),
+                    Stage::Component(r) => format!("WaitingFor{}", capitalize(r.as_str())),
+                };
+                let msg = format!("waiting for {}: {detail}", stage.describe());
+                (
+                    ("False", reason.clone(), msg.clone()),
+                    ("True", reason, msg),
+                    (
+                        "False",
+                        "AsExpected".to_string(),
+                        "no problem found".to_string(),
+                    ),
+                )
+            }
+        };
+        let conditions = vec![
+            self.condition(&old, READY, ready.0, &ready.1, &ready.2),
+            self.condition(
+                &old,
+                PROGRESSING,
+                progressing.0,
+                &progressing.1,
+                &progressing.2,
+            ),
+            self.condition(
+                &old,
+                DEGRADED,
+                degraded_cond.0,
+                &degraded_cond.1,
+                &degraded_cond.2,
+            ),
+        ];
+        let components = ComponentsStatus {
+            coordinator: c.coordinator.clone(),
+            streaming: c.streaming.clone(),
+            query: c.query.clone(),
+            data: c.data.clone(),
+            proxy: c.proxy.clone(),
+        };
+        let any_component = all.iter().any(|s| s.is_some());
+        MilvusClusterStatus {
+            observed_generation: Some(self.generation),
+            phase: Some(phase),
+            version,
+            conditions,
+            components: any_component.then_some(components),
+            dependencies: outcome
+                .dependencies
+                .etcd
+                .is_some()
+                .then(|| outcome.dependencies.clone()),
+            endpoint: Some(self.endpoint()),
+        }
+    }
+
+    /// A condition whose lastTransitionTime moves only when its status changes.
+    pub(super) fn condition(
+        &self,
+        old: &MilvusClusterStatus,
+        type_: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+    ) -> Condition {
+        let previous = old.conditions.iter().find(|c| c.type_ == type_);
+        let last_transition_time = match previous {
+            Some(p) if p.status == status => p.last_transition_time.clone(),
+            _ => Time(Timestamp::now()),
+        };
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: Some(self.generation),
+            last_transition_time,
+        }
+    }
+
+    pub(super) async fn degraded(&self, reason: &str, message: String) -> Result<Action, Error> {
+        warn!(cluster = %key(self.mc), reason, %message, "degraded");
+        let outcome = Outcome {
+            waiting: None,
+            components: self.old_status().components.unwrap_or_default(),
+            dependencies: self.old_status().dependencies.unwrap_or_default(),
+        };
+        let status = self.status(Phase::Degraded, &outcome, Some((reason, &message)));
+        self.write_status(status).await?;
+        Ok(Action::requeue(REQUEUE_DEGRADED))
+    }
+
+    /// Server-side applies the status if it differs from the stored one;
+    /// returns the new resourceVersion when it wrote.
+    pub(super) async fn write_status(
+        &self,
+        status: MilvusClusterStatus,
+    ) -> Result<Option<String>, Error> {
+        if self.mc.status.as_ref() == Some(&status) {
+            return Ok(None);
+        }
+        let body = json!({
+            "apiVersion": MilvusCluster::api_version(&()),
+            "kind": MilvusCluster::kind(&()),
+            "status": status,
+        });
+        let written = self
+            .mc_api()
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        self.ctx.metrics.writes.inc();
+        Ok(written.resource_version())
+    }
+}
+
+fn old_ready(old: &MilvusClusterStatus) -> bool {
+    old.conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// (ready, human-readable progress) of a live StatefulSet or Deployment.
+pub fn workload_ready(w: &DynamicObject) -> (bool, String) {
+    let spec_replicas = w.data["spec"]["replicas"].as_i64().unwrap_or(1);
+    let st = &w.data["status"];
+    let generation = w.metadata.generation.unwrap_or(0);
+    let observed = st["observedGeneration"].as_i64().unwrap_or(0);
+    let ready = st["readyReplicas"].as_i64().unwrap_or(0);
+    let updated = st["updatedReplicas"].as_i64().unwrap_or(0);
+    let total = st["replicas"].as_i64().unwrap_or(0);
+    let name = w.name_any();
+    if observed < generation {
+        return (false, format!("{name}: rollout not yet observed"));
+    }
+    let revisions_ok = match w.types.as_ref().map(|t| t.kind.as_str()) {
+        Some("StatefulSet") => spec_replicas == 0 || st["currentRevision"] == st["updateRevision"],
+        _ => true,
+    };
+    let ok = ready >= spec_replicas
+        && updated >= spec_replicas
+        && total == spec_replicas
+        && revisions_ok;
+    (
+        ok,
+        format!("{name}: {ready}/{spec_replicas} ready, {updated} updated"),
+    )
+}
+
+pub(super) fn stage_state(workloads: &[DynamicObject], expected: usize) -> StageState {
+    if workloads.len() < expected {
+        return StageState {
+            ready: false,
+            detail: "not created yet".into(),
+        };
+    }
+    let mut details = vec![];
+    let mut ready = true;
+    for w in workloads {
+        let (ok, d) = workload_ready(w);
+        ready &= ok;
+        if !ok {
+            details.push(d);
+        }
+    }
+    StageState {
+        ready,
+        detail: details.join("; "),
+    }
+}
+
+fn component_status(w: &DynamicObject) -> ComponentStatus {
+    let st = &w.data["status"];
+    let num = |v: &Value| v.as_i64().unwrap_or(0) as i32;
+    ComponentStatus {
+        desired_replicas: w.data["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
+        ready_replicas: num(&st["readyReplicas"]),
+        updated_replicas: num(&st["updatedReplicas"]),
+        image: w.data["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
