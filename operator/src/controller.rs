@@ -25,6 +25,7 @@
 //! `secrets` (S3 Secret checks, generated credentials), `error`.
 
 mod apply;
+pub mod conditions;
 mod error;
 mod finalize;
 mod secrets;
@@ -49,6 +50,7 @@ use crate::builders::{self, BuildError, Child, MANAGED_BY, Stage};
 use crate::crd::{MilvusCluster, MilvusClusterStatus, Phase};
 use crate::telemetry::Metrics;
 
+pub use conditions::{Conditions, DEGRADED, PROGRESSING, READY, Reason};
 pub use error::Error;
 pub use status::workload_ready;
 
@@ -60,13 +62,6 @@ pub const REQUEUE_WAITING: Duration = Duration::from_secs(15);
 pub const REQUEUE_SETTLED: Duration = Duration::from_secs(300);
 /// Requeue of a Degraded cluster (e.g. to notice a Secret being created).
 pub const REQUEUE_DEGRADED: Duration = Duration::from_secs(30);
-
-/// Condition types.
-pub const READY: &str = "Ready";
-/// Condition type: a change is being rolled out.
-pub const PROGRESSING: &str = "Progressing";
-/// Condition type: the spec cannot be realised.
-pub const DEGRADED: &str = "Degraded";
 
 /// Shared state of the reconcilers.
 pub struct Context {
@@ -163,7 +158,8 @@ impl<'a> Reconciler<'a> {
 
         if self.mc.spec.paused {
             let outcome = self.observe_only().await?;
-            let status = self.status(Phase::Paused, &outcome, None);
+            let was_ready = conditions::is_true(&self.old_status().conditions, READY);
+            let status = self.status(Phase::Paused, &outcome, Conditions::paused(was_ready));
             self.write_status(status).await?;
             return Ok(Action::requeue(REQUEUE_SETTLED));
         }
@@ -171,11 +167,11 @@ impl<'a> Reconciler<'a> {
         let planned = match builders::build(self.mc) {
             Ok(p) => p,
             Err(e @ BuildError::InvalidSpec(_)) | Err(e @ BuildError::MissingMetadata(_)) => {
-                return self.degraded("InvalidSpec", e.to_string()).await;
+                return self.degraded(Reason::InvalidSpec, e.to_string()).await;
             }
         };
         if let Some(problem) = self.check_secrets().await? {
-            return self.degraded("MissingSecret", problem).await;
+            return self.degraded(Reason::MissingSecret, problem).await;
         }
         self.ensure_object_store_secret().await?;
 
@@ -186,7 +182,7 @@ impl<'a> Reconciler<'a> {
                 // invalid affinity or resource quantity): a spec problem
                 return self
                     .degraded(
-                        "ApplyRejected",
+                        Reason::ApplyRejected,
                         format!("the API server rejected an object: {}", resp.message),
                     )
                     .await;
@@ -203,7 +199,11 @@ impl<'a> Reconciler<'a> {
             Some(_) if self.old_status().version.is_some() => Phase::Upgrading,
             Some(_) => Phase::Deploying,
         };
-        let status = self.status(phase, &outcome, None);
+        let conditions = match &outcome.waiting {
+            None => Conditions::ready(),
+            Some((stage, detail)) => Conditions::waiting(*stage, detail),
+        };
+        let status = self.status(phase, &outcome, conditions);
         self.write_status(status).await?;
         Ok(Action::requeue(if outcome.waiting.is_some() {
             REQUEUE_WAITING

@@ -1,7 +1,7 @@
 //! Status: what the stage walk observed, the conditions, and the status write
 //! (only when it differs from the stored one).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -9,7 +9,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::{DEGRADED, Error, PROGRESSING, READY, REQUEUE_DEGRADED, Reconciler, key};
+use super::conditions::{Conditions, Reason};
+use super::{Error, REQUEUE_DEGRADED, Reconciler, key};
 use crate::builders::{self, FIELD_MANAGER, Stage};
 use crate::crd::{
     ComponentStatus, ComponentsStatus, DEFAULT_PROXY_PORT, DependenciesStatus, DependencyStatus,
@@ -107,107 +108,31 @@ impl Reconciler<'_> {
         format!("{}-proxy.{}.svc:{port}", self.name, self.namespace)
     }
 
+    /// The status to write: `conditions` plus what the walk observed.
     pub(super) fn status(
         &self,
         phase: Phase,
         outcome: &Outcome,
-        degraded: Option<(&str, &str)>,
+        conditions: Conditions,
     ) -> MilvusClusterStatus {
         let old = self.old_status();
         let c = &outcome.components;
         let all = [&c.coordinator, &c.streaming, &c.query, &c.data, &c.proxy];
         // the version every component runs, once they all run the same image
-        let version = if phase == Phase::Ready && all.iter().all(|s| s.is_some()) {
-            let images: Vec<&str> = all
-                .iter()
-                .map(|s| s.as_ref().unwrap().image.as_str())
-                .collect();
-            if images.iter().all(|i| *i == images[0]) {
-                Some(image_tag(images[0]))
-            } else {
-                old.version.clone()
-            }
+        let images: Vec<&str> = all
+            .iter()
+            .filter_map(|s| s.as_ref())
+            .map(|s| s.image.as_str())
+            .collect();
+        let version = if phase == Phase::Ready
+            && images.len() == all.len()
+            && images.iter().all(|i| *i == images[0])
+        {
+            Some(image_tag(images[0]))
         } else {
             old.version.clone()
         };
-        let (ready, progressing, degraded_cond) = match (phase, degraded, &outcome.waiting) {
-            (_, Some((reason, msg)), _) => (
-                ("False", reason.to_string(), msg.to_string()),
-                (
-                    "False",
-                    reason.to_string(),
-                    "rollout stopped until the spec is fixed".to_string(),
-                ),
-                ("True", reason.to_string(), msg.to_string()),
-            ),
-            (Phase::Paused, _, _) => (
-                (
-                    if old_ready(&old) { "True" } else { "False" },
-                    "Paused".to_string(),
-                    "spec.paused is true: the operator changes nothing".to_string(),
-                ),
-                (
-                    "False",
-                    "Paused".to_string(),
-                    "spec.paused is true".to_string(),
-                ),
-                (
-                    "False",
-                    "AsExpected".to_string(),
-                    "no problem found".to_string(),
-                ),
-            ),
-            (_, None, None) => (
-                (
-                    "True",
-                    "AllComponentsReady".to_string(),
-                    "all components are ready".to_string(),
-                ),
-                (
-                    "False",
-                    "RolloutComplete".to_string(),
-                    "every component runs the desired spec".to_string(),
-                ),
-                (
-                    "False",
-                    "AsExpected".to_string(),
-                    "no problem found".to_string(),
-                ),
-            ),
-            (_, None, Some((stage, detail))) => {
-                let reason = match stage {
-                    Stage::Common | Stage::Dependencies => "WaitingForDependencies".to_string(),
-                    Stage::Component(r) => format!("WaitingFor{}", capitalize(r.as_str())),
-                };
-                let msg = format!("waiting for {}: {detail}", stage.describe());
-                (
-                    ("False", reason.clone(), msg.clone()),
-                    ("True", reason, msg),
-                    (
-                        "False",
-                        "AsExpected".to_string(),
-                        "no problem found".to_string(),
-                    ),
-                )
-            }
-        };
-        let conditions = vec![
-            self.condition(&old, READY, ready.0, &ready.1, &ready.2),
-            self.condition(
-                &old,
-                PROGRESSING,
-                progressing.0,
-                &progressing.1,
-                &progressing.2,
-            ),
-            self.condition(
-                &old,
-                DEGRADED,
-                degraded_cond.0,
-                &degraded_cond.1,
-                &degraded_cond.2,
-            ),
-        ];
+        let now = Time(Timestamp::now());
         let components = ComponentsStatus {
             coordinator: c.coordinator.clone(),
             streaming: c.streaming.clone(),
@@ -215,13 +140,12 @@ impl Reconciler<'_> {
             data: c.data.clone(),
             proxy: c.proxy.clone(),
         };
-        let any_component = all.iter().any(|s| s.is_some());
         MilvusClusterStatus {
             observed_generation: Some(self.generation),
             phase: Some(phase),
             version,
-            conditions,
-            components: any_component.then_some(components),
+            conditions: conditions.to_k8s(&old.conditions, self.generation, &now),
+            components: (!images.is_empty()).then_some(components),
             dependencies: outcome
                 .dependencies
                 .etcd
@@ -231,38 +155,19 @@ impl Reconciler<'_> {
         }
     }
 
-    /// A condition whose lastTransitionTime moves only when its status changes.
-    pub(super) fn condition(
-        &self,
-        old: &MilvusClusterStatus,
-        type_: &str,
-        status: &str,
-        reason: &str,
-        message: &str,
-    ) -> Condition {
-        let previous = old.conditions.iter().find(|c| c.type_ == type_);
-        let last_transition_time = match previous {
-            Some(p) if p.status == status => p.last_transition_time.clone(),
-            _ => Time(Timestamp::now()),
-        };
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            observed_generation: Some(self.generation),
-            last_transition_time,
-        }
-    }
-
-    pub(super) async fn degraded(&self, reason: &str, message: String) -> Result<Action, Error> {
-        warn!(cluster = %key(self.mc), reason, %message, "degraded");
+    /// A spec problem: status `Degraded` with `reason`, nothing applied.
+    pub(super) async fn degraded(&self, reason: Reason, message: String) -> Result<Action, Error> {
+        warn!(cluster = %key(self.mc), %reason, %message, "degraded");
         let outcome = Outcome {
             waiting: None,
             components: self.old_status().components.unwrap_or_default(),
             dependencies: self.old_status().dependencies.unwrap_or_default(),
         };
-        let status = self.status(Phase::Degraded, &outcome, Some((reason, &message)));
+        let status = self.status(
+            Phase::Degraded,
+            &outcome,
+            Conditions::blocked(reason, &message),
+        );
         self.write_status(status).await?;
         Ok(Action::requeue(REQUEUE_DEGRADED))
     }
@@ -291,20 +196,6 @@ impl Reconciler<'_> {
             .await?;
         self.ctx.metrics.writes.inc();
         Ok(written.resource_version())
-    }
-}
-
-fn old_ready(old: &MilvusClusterStatus) -> bool {
-    old.conditions
-        .iter()
-        .any(|c| c.type_ == READY && c.status == "True")
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 
