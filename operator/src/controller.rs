@@ -177,15 +177,10 @@ impl<'a> Reconciler<'a> {
 
         let outcome = match self.walk(&planned).await {
             Ok(o) => o,
-            Err(Error::Kube(kube::Error::Api(resp))) if matches!(resp.code, 400 | 422) => {
+            Err(e) if e.is_rejected_apply() => {
                 // the API server rejected an object built from the spec (e.g. an
                 // invalid affinity or resource quantity): a spec problem
-                return self
-                    .degraded(
-                        Reason::ApplyRejected,
-                        format!("the API server rejected an object: {}", resp.message),
-                    )
-                    .await;
+                return self.degraded(Reason::ApplyRejected, e.to_string()).await;
             }
             Err(e) => return Err(e),
         };

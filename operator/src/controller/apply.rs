@@ -19,15 +19,20 @@ use crate::crd::{ComponentsStatus, DependenciesStatus};
 
 impl Reconciler<'_> {
     /// Applies `child` unless the live object already matches; returns the live object.
-    pub(super) async fn ensure(&self, child: &Child) -> Result<DynamicObject, Error> {
+    pub(super) async fn ensure(&self, stage: Stage, child: &Child) -> Result<DynamicObject, Error> {
         let api = self.dyn_api(child);
+        let (kind, name) = (child.kind(), child.name());
         let desired = child.to_dynamic();
         let hash = desired
             .annotations()
             .get(SPEC_HASH_ANNOTATION)
             .cloned()
             .unwrap_or_default();
-        if let Some(live) = api.get_opt(&child.name()).await? {
+        if let Some(live) =
+            api.get_opt(&name)
+                .await
+                .map_err(Error::get(&kind, &self.namespace, &name))?
+        {
             let same_hash = live.annotations().get(SPEC_HASH_ANNOTATION) == Some(&hash);
             let live_replicas = live.data["spec"]["replicas"].as_i64();
             let replicas_ok = match child.desired_replicas() {
@@ -42,10 +47,19 @@ impl Reconciler<'_> {
         debug!(cluster = %key(self.mc), kind = %child.kind(), name = %child.name(), "apply");
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = api
-            .patch(&child.name(), &params, &Patch::Apply(&desired))
-            .await?;
+            .patch(&name, &params, &Patch::Apply(&desired))
+            .await
+            .map_err(Error::apply(stage, &kind, &self.namespace, &name))?;
         self.ctx.metrics.writes.inc();
         Ok(applied)
+    }
+
+    /// The live object of `child`, if it exists.
+    pub(super) async fn get_live(&self, child: &Child) -> Result<Option<DynamicObject>, Error> {
+        self.dyn_api(child)
+            .get_opt(&child.name())
+            .await
+            .map_err(Error::get(&child.kind(), &self.namespace, &child.name()))
     }
 
     /// Deletes objects this cluster owns that the spec no longer asks for.
@@ -71,7 +85,8 @@ impl Reconciler<'_> {
                 Api::namespaced_with(self.ctx.client.clone(), &self.namespace, &ar);
             for obj in api
                 .list(&ListParams::default().labels(&selector))
-                .await?
+                .await
+                .map_err(Error::list(&ar.plural, &self.namespace, &selector))?
                 .items
             {
                 let name = obj.name_any();
@@ -91,7 +106,7 @@ impl Reconciler<'_> {
                         self.ctx.metrics.writes.inc();
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(Error::delete(&ar.kind, &self.namespace, &name)(e)),
                 }
             }
         }
@@ -113,7 +128,7 @@ impl Reconciler<'_> {
             let mut workloads = vec![];
             if out.waiting.is_none() {
                 for child in &children {
-                    let live = self.ensure(child).await?;
+                    let live = self.ensure(stage, child).await?;
                     if child.is_workload() {
                         workloads.push(live);
                     }
@@ -121,7 +136,7 @@ impl Reconciler<'_> {
             } else {
                 // a later stage: observe only, so the status shows its state
                 for child in children.iter().filter(|c| c.is_workload()) {
-                    if let Some(live) = self.dyn_api(child).get_opt(&child.name()).await? {
+                    if let Some(live) = self.get_live(child).await? {
                         workloads.push(live);
                     }
                 }
@@ -155,7 +170,7 @@ impl Reconciler<'_> {
                 .iter()
                 .filter(|p| p.stage == stage && p.child.is_workload())
             {
-                if let Some(live) = self.dyn_api(&p.child).get_opt(&p.child.name()).await? {
+                if let Some(live) = self.get_live(&p.child).await? {
                     workloads.push(live);
                 }
             }

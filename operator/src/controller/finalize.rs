@@ -30,7 +30,12 @@ impl Reconciler<'_> {
         }});
         self.mc_api()
             .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+            .await
+            .map_err(|source| Error::Finalizers {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                source: Box::new(source),
+            })?;
         self.ctx.metrics.writes.inc();
         Ok(())
     }
@@ -75,30 +80,43 @@ impl Reconciler<'_> {
             Api::namespaced(self.ctx.client.clone(), &self.namespace);
         for pvc in pvcs
             .list(&ListParams::default().labels(&selector))
-            .await?
+            .await
+            .map_err(Error::list(
+                "persistentvolumeclaims",
+                &self.namespace,
+                &selector,
+            ))?
             .items
         {
             if pvc.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            match pvcs
-                .delete(&pvc.name_any(), &DeleteParams::background())
-                .await
-            {
+            let name = pvc.name_any();
+            match pvcs.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {
                     self.ctx.metrics.writes.inc();
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(Error::delete(
+                        "PersistentVolumeClaim",
+                        &self.namespace,
+                        &name,
+                    )(e));
+                }
             }
         }
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         let generated = object_store_secret_name(&self.name);
-        if let Some(s) = secrets.get_opt(&generated).await?
-            && s.labels()
-                .get("app.kubernetes.io/managed-by")
-                .map(String::as_str)
-                == Some(MANAGED_BY)
+        if let Some(s) = secrets.get_opt(&generated).await.map_err(Error::get(
+            "Secret",
+            &self.namespace,
+            &generated,
+        ))? && s
+            .labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
+            == Some(MANAGED_BY)
         {
             match secrets
                 .delete(&generated, &DeleteParams::background())
@@ -108,7 +126,7 @@ impl Reconciler<'_> {
                     self.ctx.metrics.writes.inc();
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::delete("Secret", &self.namespace, &generated)(e)),
             }
         }
         let f = self

@@ -18,7 +18,12 @@ impl Reconciler<'_> {
         };
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         let name = &ext.secret_ref.name;
-        let Some(secret) = secrets.get_opt(name).await? else {
+        let Some(secret) =
+            secrets
+                .get_opt(name)
+                .await
+                .map_err(Error::get("Secret", &self.namespace, name))?
+        else {
             return Ok(Some(format!(
                 "Secret {}/{name} (spec.dependencies.storage.external.secretRef) not found",
                 self.namespace
@@ -59,7 +64,12 @@ impl Reconciler<'_> {
         }
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         let name = object_store_secret_name(&self.name);
-        if secrets.get_opt(&name).await?.is_some() {
+        if secrets
+            .get_opt(&name)
+            .await
+            .map_err(Error::get("Secret", &self.namespace, &name))?
+            .is_some()
+        {
             return Ok(());
         }
         let secret = Secret {
@@ -98,7 +108,7 @@ impl Reconciler<'_> {
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(Error::create("Secret", &self.namespace, &name)(e)),
         }
     }
 }

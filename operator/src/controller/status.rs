@@ -193,7 +193,12 @@ impl Reconciler<'_> {
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&body),
             )
-            .await?;
+            .await
+            .map_err(|source| Error::Status {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                source: Box::new(source),
+            })?;
         self.ctx.metrics.writes.inc();
         Ok(written.resource_version())
     }

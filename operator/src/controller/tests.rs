@@ -635,7 +635,13 @@ async fn rejected_apply_is_degraded() {
     assert_eq!(action, Action::requeue(REQUEUE_DEGRADED));
     let d = h.condition(DEGRADED);
     assert_eq!(d.reason, "ApplyRejected");
-    assert!(d.message.contains("bad affinity"));
+    assert!(d.message.contains("bad affinity"), "{}", d.message);
+    assert!(
+        d.message
+            .starts_with("applying StatefulSet ferrovus-test/demo-etcd (stage dependencies): "),
+        "the step and the object are named: {}",
+        d.message
+    );
 }
 
 #[tokio::test]
@@ -646,6 +652,12 @@ async fn server_errors_are_retried_with_backoff() {
     let mc = Arc::new(h.mc());
     let err = reconcile(mc.clone(), h.ctx.clone()).await.unwrap_err();
     assert!(err.to_string().contains("timeout"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("applying ConfigMap ferrovus-test/demo-config (stage configuration): "),
+        "{err}"
+    );
+    assert!(err.api_status().is_some_and(|s| s.code == 500));
     assert_eq!(
         error_policy(mc.clone(), &err, h.ctx.clone()),
         Action::requeue(backoff(1))
