@@ -71,6 +71,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per resource, for the backoff of [`error_policy`].
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Clusters (key → uid) whose namespace is being deleted: not reconciled
+    /// any more (only their finalizer still runs).
+    pub terminating: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Context {
@@ -80,7 +83,22 @@ impl Context {
             client,
             metrics,
             failures: Mutex::default(),
+            terminating: Mutex::default(),
         })
+    }
+
+    /// Whether `mc`'s namespace was found to be terminating.
+    fn is_terminating(&self, mc: &MilvusCluster) -> bool {
+        self.terminating.lock().expect("lock").get(&key(mc)) == Some(&mc.metadata.uid)
+    }
+
+    fn set_terminating(&self, mc: &MilvusCluster, terminating: bool) {
+        let mut t = self.terminating.lock().expect("lock");
+        if terminating {
+            t.insert(key(mc), mc.metadata.uid.clone());
+        } else {
+            t.remove(&key(mc));
+        }
     }
 }
 
@@ -152,8 +170,30 @@ impl<'a> Reconciler<'a> {
 
     async fn run(&self) -> Result<Action, Error> {
         if self.mc.metadata.deletion_timestamp.is_some() {
-            return self.finalize().await;
+            // only the finalizer's cleanup: nothing is applied to a cluster
+            // being deleted
+            let action = self.finalize().await?;
+            self.ctx.set_terminating(self.mc, false);
+            return Ok(action);
         }
+        if self.ctx.is_terminating(self.mc) {
+            return Ok(Action::await_change());
+        }
+        match self.run_live().await {
+            Err(e) if e.is_namespace_terminating() => {
+                // the namespace controller is deleting everything: re-creating
+                // children would only be refused again
+                info!(cluster = %key(self.mc), error = %e,
+                    "namespace is being deleted: no longer reconciling this cluster");
+                self.ctx.set_terminating(self.mc, true);
+                Ok(Action::await_change())
+            }
+            other => other,
+        }
+    }
+
+    /// Reconciles a cluster that is not being deleted.
+    async fn run_live(&self) -> Result<Action, Error> {
         self.sync_finalizer().await?;
 
         if self.mc.spec.paused {

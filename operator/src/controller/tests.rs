@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::fake::{FakeApi, Recorded, mc_path, path};
 
+mod deletion;
+
 const NS: &str = "ferrovus-test";
 
 fn example_json(name: &str) -> Value {
