@@ -10,12 +10,25 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use tracing::{debug, info};
 
-use super::status::{Outcome, stage_state};
+use super::status::{Live, Outcome, stage_state};
 use super::{Error, Reconciler, key};
 use crate::builders::{
     self, Child, FIELD_MANAGER, MANAGED_BY, Planned, SPEC_HASH_ANNOTATION, Stage,
 };
 use crate::crd::{ComponentsStatus, DependenciesStatus};
+
+/// Whether the live object already carries `child`'s spec: the same spec hash
+/// and, unless an HPA owns it, the same replica count.
+pub(super) fn is_current(child: &Child, live: &DynamicObject) -> bool {
+    let desired = child.spec_hash();
+    let same_hash = live.annotations().get(SPEC_HASH_ANNOTATION) == Some(&desired);
+    let replicas_ok = match child.desired_replicas() {
+        // the HPA (or nobody) owns replicas
+        None => true,
+        Some(r) => live.data["spec"]["replicas"].as_i64() == Some(i64::from(r)),
+    };
+    same_hash && replicas_ok
+}
 
 impl Reconciler<'_> {
     /// Applies `child` unless the live object already matches; returns the live object.
@@ -130,16 +143,15 @@ impl Reconciler<'_> {
                 for child in &children {
                     let live = self.ensure(stage, child).await?;
                     if child.is_workload() {
-                        workloads.push(live);
+                        workloads.push(Live {
+                            obj: live,
+                            current: true,
+                        });
                     }
                 }
             } else {
                 // a later stage: observe only, so the status shows its state
-                for child in children.iter().filter(|c| c.is_workload()) {
-                    if let Some(live) = self.get_live(child).await? {
-                        workloads.push(live);
-                    }
-                }
+                workloads = self.observe(&children).await?;
             }
             let state = stage_state(
                 &workloads,
@@ -165,17 +177,26 @@ impl Reconciler<'_> {
             Err(_) => return Ok(out),
         };
         for stage in Stage::all() {
-            let mut workloads = vec![];
-            for p in planned
+            let children: Vec<&Child> = planned
                 .iter()
-                .filter(|p| p.stage == stage && p.child.is_workload())
-            {
-                if let Some(live) = self.get_live(&p.child).await? {
-                    workloads.push(live);
-                }
-            }
+                .filter(|p| p.stage == stage)
+                .map(|p| &p.child)
+                .collect();
+            let workloads = self.observe(&children).await?;
             self.record(stage, &workloads, &mut out);
         }
         Ok(out)
+    }
+
+    /// The live workloads among `children`, without applying anything.
+    async fn observe(&self, children: &[&Child]) -> Result<Vec<Live>, Error> {
+        let mut workloads = vec![];
+        for child in children.iter().filter(|c| c.is_workload()) {
+            if let Some(obj) = self.get_live(child).await? {
+                let current = is_current(child, &obj);
+                workloads.push(Live { obj, current });
+            }
+        }
+        Ok(workloads)
     }
 }

@@ -23,6 +23,12 @@ pub(super) struct StageState {
     pub detail: String,
 }
 
+/// A live workload and whether it already carries the desired spec.
+pub(super) struct Live {
+    pub obj: DynamicObject,
+    pub current: bool,
+}
+
 /// What the stage walk found.
 pub(super) struct Outcome {
     pub waiting: Option<(Stage, String)>,
@@ -31,7 +37,7 @@ pub(super) struct Outcome {
 }
 
 impl Reconciler<'_> {
-    pub(super) fn record(&self, stage: Stage, workloads: &[DynamicObject], out: &mut Outcome) {
+    pub(super) fn record(&self, stage: Stage, workloads: &[Live], out: &mut Outcome) {
         match stage {
             Stage::Common => {}
             Stage::Dependencies => {
@@ -41,6 +47,7 @@ impl Reconciler<'_> {
                 let ready_of = |component: &str| {
                     workloads
                         .iter()
+                        .map(|l| &l.obj)
                         .find(|w| {
                             w.labels()
                                 .get("app.kubernetes.io/component")
@@ -85,15 +92,10 @@ impl Reconciler<'_> {
                 });
             }
             Stage::Component(role) => {
-                let status = workloads.first().map(component_status);
-                let slot = match role {
-                    Role::Coordinator => &mut out.components.coordinator,
-                    Role::Streaming => &mut out.components.streaming,
-                    Role::Query => &mut out.components.query,
-                    Role::Data => &mut out.components.data,
-                    Role::Proxy => &mut out.components.proxy,
-                };
-                *slot = status;
+                let old = self.old_status().components.unwrap_or_default();
+                *out.components.slot(role) = workloads
+                    .first()
+                    .map(|l| component_status(l, old.get(role)));
             }
         }
     }
@@ -140,6 +142,7 @@ impl Reconciler<'_> {
             data: c.data.clone(),
             proxy: c.proxy.clone(),
         };
+        let rollout = rollout_summary(outcome.waiting.as_ref(), &components);
         MilvusClusterStatus {
             observed_generation: Some(self.generation),
             phase: Some(phase),
@@ -152,6 +155,7 @@ impl Reconciler<'_> {
                 .is_some()
                 .then(|| outcome.dependencies.clone()),
             endpoint: Some(self.endpoint()),
+            rollout,
         }
     }
 
@@ -231,7 +235,7 @@ pub fn workload_ready(w: &DynamicObject) -> (bool, String) {
     )
 }
 
-pub(super) fn stage_state(workloads: &[DynamicObject], expected: usize) -> StageState {
+pub(super) fn stage_state(workloads: &[Live], expected: usize) -> StageState {
     if workloads.len() < expected {
         return StageState {
             ready: false,
@@ -241,7 +245,7 @@ pub(super) fn stage_state(workloads: &[DynamicObject], expected: usize) -> Stage
     let mut details = vec![];
     let mut ready = true;
     for w in workloads {
-        let (ok, d) = workload_ready(w);
+        let (ok, d) = workload_ready(&w.obj);
         ready &= ok;
         if !ok {
             details.push(d);
@@ -253,16 +257,108 @@ pub(super) fn stage_state(workloads: &[DynamicObject], expected: usize) -> Stage
     }
 }
 
-fn component_status(w: &DynamicObject) -> ComponentStatus {
+/// The status of a component from its live workload; `old` carries the image
+/// of the last complete rollout.
+pub(super) fn component_status(live: &Live, old: Option<&ComponentStatus>) -> ComponentStatus {
+    let w = &live.obj;
     let st = &w.data["status"];
     let num = |v: &Value| v.as_i64().unwrap_or(0) as i32;
+    let image = w.data["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rollout = rollout_state(w, live.current);
+    let current_image = if rollout == COMPLETE {
+        Some(image.clone())
+    } else {
+        old.and_then(|o| o.current_image.clone())
+    };
     ComponentStatus {
         desired_replicas: w.data["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
         ready_replicas: num(&st["readyReplicas"]),
         updated_replicas: num(&st["updatedReplicas"]),
-        image: w.data["spec"]["template"]["spec"]["containers"][0]["image"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        image,
+        current_image,
+        rollout: Some(rollout),
     }
+}
+
+/// Rollout state of a finished component.
+pub const COMPLETE: &str = "Complete";
+/// Rollout state of a component whose new spec waits for an earlier component.
+pub const PENDING: &str = "Pending";
+
+/// The rollout state of a live workload: `Pending` when it does not carry the
+/// desired spec yet (`current` false), `Complete` when ready, otherwise
+/// `Updating u/d`, `Waiting r/d ready` or `Scaling n/d`.
+pub fn rollout_state(w: &DynamicObject, current: bool) -> String {
+    if !current {
+        return PENDING.into();
+    }
+    if workload_ready(w).0 {
+        return COMPLETE.into();
+    }
+    let desired = w.data["spec"]["replicas"].as_i64().unwrap_or(1);
+    let st = &w.data["status"];
+    let observed = st["observedGeneration"].as_i64().unwrap_or(0);
+    if observed < w.metadata.generation.unwrap_or(0) {
+        return format!("Updating 0/{desired}");
+    }
+    let updated = st["updatedReplicas"].as_i64().unwrap_or(0);
+    let ready = st["readyReplicas"].as_i64().unwrap_or(0);
+    let total = st["replicas"].as_i64().unwrap_or(0);
+    let revisions_differ = w.types.as_ref().is_some_and(|t| t.kind == "StatefulSet")
+        && desired > 0
+        && st["currentRevision"] != st["updateRevision"];
+    if updated < desired || revisions_differ {
+        format!("Updating {updated}/{desired}")
+    } else if ready < desired {
+        format!("Waiting {ready}/{desired} ready")
+    } else {
+        format!("Scaling {total}/{desired}")
+    }
+}
+
+/// `status.rollout`: the component being rolled, its progress and image, and
+/// the components done and next; `None` when nothing is awaited.
+pub fn rollout_summary(
+    waiting: Option<&(Stage, String)>,
+    components: &ComponentsStatus,
+) -> Option<String> {
+    let (stage, detail) = waiting?;
+    let Stage::Component(role) = stage else {
+        return Some(format!("dependencies: {detail}"));
+    };
+    let mut text = match components.get(*role) {
+        Some(c) => format!(
+            "{}: {} ({})",
+            role.as_str(),
+            c.rollout.as_deref().unwrap_or(PENDING),
+            c.image
+        ),
+        None => format!("{}: not created yet", role.as_str()),
+    };
+    let complete = |r: &Role| {
+        components
+            .get(*r)
+            .is_some_and(|c| c.rollout.as_deref() == Some(COMPLETE))
+    };
+    let position = Role::ORDER.iter().position(|r| r == role).unwrap_or(0);
+    let done: Vec<&str> = Role::ORDER[..position]
+        .iter()
+        .filter(|r| complete(r))
+        .map(|r| r.as_str())
+        .collect();
+    let next: Vec<&str> = Role::ORDER[position + 1..]
+        .iter()
+        .filter(|r| !complete(r))
+        .map(|r| r.as_str())
+        .collect();
+    if !done.is_empty() {
+        text.push_str(&format!("; done: {}", done.join(", ")));
+    }
+    if !next.is_empty() {
+        text.push_str(&format!("; next: {}", next.join(", ")));
+    }
+    Some(text)
 }

@@ -9,6 +9,7 @@ use super::*;
 use crate::fake::{FakeApi, Recorded, mc_path, path};
 
 mod deletion;
+mod rollout;
 
 const NS: &str = "ferrovus-test";
 
