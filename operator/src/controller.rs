@@ -27,6 +27,7 @@
 mod apply;
 pub mod conditions;
 mod error;
+mod events;
 mod finalize;
 mod secrets;
 mod status;
@@ -42,6 +43,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -52,6 +54,8 @@ use crate::telemetry::Metrics;
 
 pub use conditions::{Conditions, DEGRADED, PROGRESSING, READY, Reason};
 pub use error::Error;
+use events::Events;
+pub use events::{Notice, REPORTER, status_notices};
 pub use status::workload_ready;
 
 /// Finalizer present only while `deletionPolicy` is `Delete`.
@@ -74,6 +78,14 @@ pub struct Context {
     /// Clusters (key → uid) whose namespace is being deleted: not reconciled
     /// any more (only their finalizer still runs).
     pub terminating: Mutex<HashMap<String, Option<String>>>,
+    /// Who publishes the Events (`ferrovus-operator`, instance `POD_NAME`).
+    pub reporter: Reporter,
+    /// Per cluster, the status change last announced by Events (a reconcile
+    /// that saw a stale copy of the resource does not announce it twice).
+    announced: Mutex<HashMap<String, String>>,
+    /// Per cluster, the last reconcile error announced by an Event (a
+    /// persisting error is announced once, not at every retry).
+    last_error: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -84,6 +96,9 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             terminating: Mutex::default(),
+            reporter: events::reporter(),
+            announced: Mutex::default(),
+            last_error: Mutex::default(),
         })
     }
 
@@ -109,10 +124,29 @@ fn key(mc: &MilvusCluster) -> String {
 /// Reconciles one `MilvusCluster` (the function given to the kube-runtime Controller).
 pub async fn reconcile(mc: Arc<MilvusCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    let result = Reconciler::new(&mc, &ctx)?.run().await;
+    let reconciler = Reconciler::new(&mc, &ctx)?;
+    let result = reconciler.run().await;
     ctx.metrics.observe(start.elapsed(), result.is_err());
-    if result.is_ok() {
-        ctx.failures.lock().expect("lock").remove(&key(&mc));
+    match &result {
+        Ok(_) => {
+            ctx.failures.lock().expect("lock").remove(&key(&mc));
+            ctx.last_error.lock().expect("lock").remove(&key(&mc));
+        }
+        Err(e) => {
+            // one Event per distinct error: retries of the same failure only log
+            let text = e.to_string();
+            let previous = ctx
+                .last_error
+                .lock()
+                .expect("lock")
+                .insert(key(&mc), text.clone());
+            if previous.as_deref() != Some(text.as_str()) && !e.is_namespace_terminating() {
+                reconciler
+                    .events
+                    .publish(Notice::warning("ReconcileError", "Reconcile", text))
+                    .await;
+            }
+        }
     }
     result
 }
@@ -139,6 +173,7 @@ struct Reconciler<'a> {
     name: String,
     namespace: String,
     generation: i64,
+    events: Events,
 }
 
 impl<'a> Reconciler<'a> {
@@ -153,6 +188,7 @@ impl<'a> Reconciler<'a> {
                 .clone()
                 .ok_or(Error::Metadata("no namespace"))?,
             generation: mc.metadata.generation.unwrap_or(0),
+            events: Events::new(ctx.client.clone(), ctx.reporter.clone(), mc),
         })
     }
 
@@ -220,7 +256,22 @@ impl<'a> Reconciler<'a> {
             Err(e) if e.is_rejected_apply() => {
                 // the API server rejected an object built from the spec (e.g. an
                 // invalid affinity or resource quantity): a spec problem
-                return self.degraded(Reason::ApplyRejected, e.to_string()).await;
+                let field = match &e {
+                    Error::Apply {
+                        stage: Stage::Component(role),
+                        ..
+                    } => format!(
+                        "spec.components.{} (resources, affinity, tolerations, nodeSelector, env)",
+                        role.as_str()
+                    ),
+                    Error::Apply {
+                        stage: Stage::Dependencies,
+                        ..
+                    } => "spec.dependencies (resources, persistence)".to_string(),
+                    _ => "spec.config and spec.components".to_string(),
+                };
+                let message = format!("{e} — check {field}");
+                return self.degraded(Reason::ApplyRejected, message).await;
             }
             Err(e) => return Err(e),
         };

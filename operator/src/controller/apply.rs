@@ -10,6 +10,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use tracing::{debug, info};
 
+use super::events::{Notice, applied_notice};
 use super::status::{Live, Outcome, stage_state};
 use super::{Error, Reconciler, key};
 use crate::builders::{
@@ -31,31 +32,24 @@ pub(super) fn is_current(child: &Child, live: &DynamicObject) -> bool {
 }
 
 impl Reconciler<'_> {
-    /// Applies `child` unless the live object already matches; returns the live object.
-    pub(super) async fn ensure(&self, stage: Stage, child: &Child) -> Result<DynamicObject, Error> {
+    /// Applies `child` unless the live object already matches; returns the
+    /// live object and whether it was applied.
+    pub(super) async fn ensure(
+        &self,
+        stage: Stage,
+        child: &Child,
+    ) -> Result<(DynamicObject, bool), Error> {
         let api = self.dyn_api(child);
         let (kind, name) = (child.kind(), child.name());
         let desired = child.to_dynamic();
-        let hash = desired
-            .annotations()
-            .get(SPEC_HASH_ANNOTATION)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(live) =
-            api.get_opt(&name)
-                .await
-                .map_err(Error::get(&kind, &self.namespace, &name))?
+        let live = api
+            .get_opt(&name)
+            .await
+            .map_err(Error::get(&kind, &self.namespace, &name))?;
+        if let Some(live) = live
+            && is_current(child, &live)
         {
-            let same_hash = live.annotations().get(SPEC_HASH_ANNOTATION) == Some(&hash);
-            let live_replicas = live.data["spec"]["replicas"].as_i64();
-            let replicas_ok = match child.desired_replicas() {
-                // the HPA (or nobody) owns replicas
-                None => true,
-                Some(r) => live_replicas == Some(i64::from(r)),
-            };
-            if same_hash && replicas_ok {
-                return Ok(live);
-            }
+            return Ok((live, false));
         }
         debug!(cluster = %key(self.mc), kind = %child.kind(), name = %child.name(), "apply");
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -64,7 +58,7 @@ impl Reconciler<'_> {
             .await
             .map_err(Error::apply(stage, &kind, &self.namespace, &name))?;
         self.ctx.metrics.writes.inc();
-        Ok(applied)
+        Ok((applied, true))
     }
 
     /// The live object of `child`, if it exists.
@@ -117,6 +111,10 @@ impl Reconciler<'_> {
                 match api.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => {
                         self.ctx.metrics.writes.inc();
+                        let note = format!("deleted {} {name}: no longer in the spec", ar.kind);
+                        self.events
+                            .publish(Notice::normal("Pruned", "Prune", note))
+                            .await;
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(Error::delete(&ar.kind, &self.namespace, &name)(e)),
@@ -140,14 +138,21 @@ impl Reconciler<'_> {
                 .collect();
             let mut workloads = vec![];
             if out.waiting.is_none() {
+                let mut applied = vec![];
                 for child in &children {
-                    let live = self.ensure(stage, child).await?;
+                    let (live, changed) = self.ensure(stage, child).await?;
+                    if changed {
+                        applied.push(*child);
+                    }
                     if child.is_workload() {
                         workloads.push(Live {
                             obj: live,
                             current: true,
                         });
                     }
+                }
+                if let Some(notice) = applied_notice(stage, &applied) {
+                    self.events.publish(notice).await;
                 }
             } else {
                 // a later stage: observe only, so the status shows its state

@@ -8,6 +8,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use tracing::info;
 
+use super::events::Notice;
 use super::{Error, FINALIZER, Reconciler, key};
 use crate::builders::{MANAGED_BY, object_store_secret_name};
 use crate::crd::{DeletionPolicy, Phase};
@@ -78,6 +79,7 @@ impl Reconciler<'_> {
         );
         let pvcs: Api<PersistentVolumeClaim> =
             Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let mut deleted = vec![];
         for pvc in pvcs
             .list(&ListParams::default().labels(&selector))
             .await
@@ -95,6 +97,7 @@ impl Reconciler<'_> {
             match pvcs.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {
                     self.ctx.metrics.writes.inc();
+                    deleted.push(format!("PersistentVolumeClaim {name}"));
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => {
@@ -124,10 +127,17 @@ impl Reconciler<'_> {
             {
                 Ok(_) => {
                     self.ctx.metrics.writes.inc();
+                    deleted.push(format!("Secret {generated}"));
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(Error::delete("Secret", &self.namespace, &generated)(e)),
             }
+        }
+        if !deleted.is_empty() {
+            let note = format!("deletionPolicy: Delete: deleted {}", deleted.join(", "));
+            self.events
+                .publish(Notice::normal("CleanedUp", "Cleanup", note))
+                .await;
         }
         let f = self
             .mc

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use tracing::info;
 
+use super::events::Notice;
 use super::{Error, Reconciler, key};
 use crate::builders::{MANAGED_BY, object_store_secret_name};
 
@@ -30,16 +31,22 @@ impl Reconciler<'_> {
             )));
         };
         let keys = [
-            ext.secret_ref
-                .access_key_id_key
-                .clone()
-                .unwrap_or_else(|| "accessKeyId".into()),
-            ext.secret_ref
-                .secret_access_key_key
-                .clone()
-                .unwrap_or_else(|| "secretAccessKey".into()),
+            (
+                "accessKeyIdKey",
+                ext.secret_ref
+                    .access_key_id_key
+                    .clone()
+                    .unwrap_or_else(|| "accessKeyId".into()),
+            ),
+            (
+                "secretAccessKeyKey",
+                ext.secret_ref
+                    .secret_access_key_key
+                    .clone()
+                    .unwrap_or_else(|| "secretAccessKey".into()),
+            ),
         ];
-        for k in keys {
+        for (field, k) in keys {
             let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(&k));
             let in_string = secret
                 .string_data
@@ -47,7 +54,7 @@ impl Reconciler<'_> {
                 .is_some_and(|d| d.contains_key(&k));
             if !in_data && !in_string {
                 return Ok(Some(format!(
-                    "Secret {}/{name} has no key {k:?}",
+                    "Secret {}/{name} (spec.dependencies.storage.external.secretRef) has no key {k:?} (spec.dependencies.storage.external.secretRef.{field})",
                     self.namespace
                 )));
             }
@@ -105,6 +112,12 @@ impl Reconciler<'_> {
             Ok(_) => {
                 self.ctx.metrics.writes.inc();
                 info!(cluster = %key(self.mc), secret = %name, "generated object store credentials");
+                let note = format!(
+                    "generated the in-cluster object store's credentials in Secret {name} (kept when the cluster is deleted with deletionPolicy: Retain)"
+                );
+                self.events
+                    .publish(Notice::normal("CredentialsGenerated", "Create", note))
+                    .await;
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),

@@ -204,6 +204,7 @@ impl Reconciler<'_> {
                 source: Box::new(source),
             })?;
         self.ctx.metrics.writes.inc();
+        self.announce_status(&status).await;
         Ok(written.resource_version())
     }
 }

@@ -9,6 +9,7 @@ use super::*;
 use crate::fake::{FakeApi, Recorded, mc_path, path};
 
 mod deletion;
+mod events;
 mod rollout;
 
 const NS: &str = "ferrovus-test";
@@ -86,6 +87,37 @@ impl Harness {
                 matches!(kind.as_str(), "StatefulSet" | "Deployment")
                     .then(|| format!("{kind}/{name}"))
             })
+            .collect()
+    }
+
+    /// Events published in the last reconcile: (type, reason, note).
+    fn events(&self) -> Vec<(String, String, String)> {
+        self.fake
+            .writes()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/events.k8s.io/v1/"))
+            .filter_map(|r| {
+                let b = r.body.as_ref()?;
+                Some((
+                    b["type"].as_str()?.to_string(),
+                    b["reason"].as_str()?.to_string(),
+                    b["note"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Reasons of the events published in the last reconcile.
+    fn event_reasons(&self) -> Vec<String> {
+        self.events().into_iter().map(|(_, r, _)| r).collect()
+    }
+
+    /// Writes of the last reconcile other than Events.
+    fn object_writes(&self) -> Vec<Recorded> {
+        self.fake
+            .writes()
+            .into_iter()
+            .filter(|r| !r.path.contains("/events"))
             .collect()
     }
 
@@ -469,9 +501,10 @@ async fn paused_changes_nothing_but_status() {
         s["image"] = json!("ferrovus/ferrovus:0.3.0");
     });
     h.reconcile().await;
-    let writes = h.fake.writes();
+    let writes = h.object_writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(status_writes(&writes), 1);
+    assert_eq!(h.event_reasons(), ["Paused"]);
     assert_eq!(h.status().phase, Some(Phase::Paused));
     let p = h.condition(PROGRESSING);
     assert_eq!((p.status.as_str(), p.reason.as_str()), ("False", "Paused"));
