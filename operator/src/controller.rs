@@ -29,6 +29,7 @@ pub mod conditions;
 mod error;
 mod events;
 mod finalize;
+mod problems;
 mod secrets;
 mod status;
 
@@ -285,10 +286,25 @@ impl<'a> Reconciler<'a> {
             Some(_) if self.old_status().version.is_some() => Phase::Upgrading,
             Some(_) => Phase::Deploying,
         };
-        let conditions = match &outcome.waiting {
+        let mut conditions = match &outcome.waiting {
             None => Conditions::ready(),
             Some((stage, detail)) => Conditions::waiting(*stage, detail),
         };
+        // pods that cannot run what was applied degrade the status; the
+        // rollout keeps waiting (nothing is deleted or forced)
+        let problem = match self.find_problem(&outcome.unready).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(cluster = %key(self.mc), error = %e, "could not inspect pods of unready workloads");
+                None
+            }
+        };
+        let mut phase = phase;
+        if let Some(p) = &problem {
+            let message = problems::sticky_message(&self.old_status().conditions, p);
+            conditions = conditions.with_problem(p.reason, &message);
+            phase = Phase::Degraded;
+        }
         let status = self.status(phase, &outcome, conditions);
         self.write_status(status).await?;
         Ok(Action::requeue(if outcome.waiting.is_some() {

@@ -124,6 +124,15 @@ fn labels_match(obj: &Value, selector: &str) -> bool {
     })
 }
 
+/// `a.b=c,d=e` against the object's JSON (string values).
+fn fields_match(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (k, v) = term.split_once('=').unwrap_or((term, ""));
+        let found = k.split('.').fold(obj, |o, part| &o[part]);
+        found.as_str() == Some(v)
+    })
+}
+
 fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
@@ -210,12 +219,13 @@ impl FakeApi {
                 // a list: every object directly under this collection path
                 let prefix = format!("{obj_path}/");
                 let selector = query_param(&query, "labelSelector").unwrap_or_default();
+                let fields = query_param(&query, "fieldSelector").unwrap_or_default();
                 let items: Vec<Value> = st
                     .objects
                     .iter()
                     .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
                     .map(|(_, v)| v.clone())
-                    .filter(|v| labels_match(v, &selector))
+                    .filter(|v| labels_match(v, &selector) && fields_match(v, &fields))
                     .collect();
                 if items.is_empty() && is_object_path(&obj_path) {
                     return status_response(404, "NotFound", &format!("{obj_path} not found"));

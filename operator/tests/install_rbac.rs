@@ -46,3 +46,12 @@ fn events_can_be_published() {
         "{v:?}"
     );
 }
+
+#[test]
+fn pods_and_their_events_can_be_listed() {
+    let rules = cluster_role_rules();
+    assert!(verbs(&rules, "", "pods").contains(&"list".into()));
+    assert!(verbs(&rules, "", "events").contains(&"list".into()));
+    // read-only: the operator never changes pods
+    assert_eq!(verbs(&rules, "", "pods"), ["list"]);
+}

@@ -68,4 +68,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# pod-level problems of workloads that are not ready: the pods' container
+# statuses (image pulls, crash loops) and the FailedCreate events of StatefulSets
+- apiGroups: [""]
+  resources: ["pods", "events"]
+  verbs: ["list"]
 {{- end -}}

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use tracing::{debug, info};
 
 use super::events::{Notice, applied_notice};
-use super::status::{Live, Outcome, stage_state};
+use super::status::{Live, Outcome, stage_state, workload_ready};
 use super::{Error, Reconciler, key};
 use crate::builders::{
     self, Child, FIELD_MANAGER, MANAGED_BY, Planned, SPEC_HASH_ANNOTATION, Stage,
@@ -127,6 +127,7 @@ impl Reconciler<'_> {
     pub(super) async fn walk(&self, planned: &[Planned]) -> Result<Outcome, Error> {
         let mut out = Outcome {
             waiting: None,
+            unready: vec![],
             components: ComponentsStatus::default(),
             dependencies: DependenciesStatus::default(),
         };
@@ -163,6 +164,12 @@ impl Reconciler<'_> {
                 children.iter().filter(|c| c.is_workload()).count(),
             );
             self.record(stage, &workloads, &mut out);
+            out.unready.extend(
+                workloads
+                    .iter()
+                    .filter(|w| !workload_ready(&w.obj).0)
+                    .map(|w| w.obj.clone()),
+            );
             if out.waiting.is_none() && !state.ready {
                 out.waiting = Some((stage, state.detail));
             }
@@ -174,6 +181,7 @@ impl Reconciler<'_> {
     pub(super) async fn observe_only(&self) -> Result<Outcome, Error> {
         let mut out = Outcome {
             waiting: None,
+            unready: vec![],
             components: ComponentsStatus::default(),
             dependencies: DependenciesStatus::default(),
         };

@@ -32,6 +32,8 @@ pub(super) struct Live {
 /// What the stage walk found.
 pub(super) struct Outcome {
     pub waiting: Option<(Stage, String)>,
+    /// Live workloads that are not ready, in stage order.
+    pub unready: Vec<DynamicObject>,
     pub components: ComponentsStatus,
     pub dependencies: DependenciesStatus,
 }
@@ -164,6 +166,7 @@ impl Reconciler<'_> {
         warn!(cluster = %key(self.mc), %reason, %message, "degraded");
         let outcome = Outcome {
             waiting: None,
+            unready: vec![],
             components: self.old_status().components.unwrap_or_default(),
             dependencies: self.old_status().dependencies.unwrap_or_default(),
         };

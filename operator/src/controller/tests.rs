@@ -10,6 +10,7 @@ use crate::fake::{FakeApi, Recorded, mc_path, path};
 
 mod deletion;
 mod events;
+mod problems;
 mod rollout;
 
 const NS: &str = "ferrovus-test";
@@ -155,6 +156,9 @@ impl Harness {
 
 fn sts(name: &str) -> String {
     path("apps/v1", "statefulsets", NS, name)
+}
+fn pod_path(name: &str) -> String {
+    path("v1", "pods", NS, name)
 }
 fn deploy(name: &str) -> String {
     path("apps/v1", "deployments", NS, name)
