@@ -108,13 +108,19 @@ impl Context {
         self.terminating.lock().expect("lock").get(&key(mc)) == Some(&mc.metadata.uid)
     }
 
-    fn set_terminating(&self, mc: &MilvusCluster, terminating: bool) {
-        let mut t = self.terminating.lock().expect("lock");
-        if terminating {
-            t.insert(key(mc), mc.metadata.uid.clone());
-        } else {
-            t.remove(&key(mc));
-        }
+    fn set_terminating(&self, mc: &MilvusCluster) {
+        self.terminating
+            .lock()
+            .expect("lock")
+            .insert(key(mc), mc.metadata.uid.clone());
+    }
+
+    /// Drops what is remembered about a cluster whose finalizer ran.
+    fn forget(&self, mc: &MilvusCluster) {
+        let k = key(mc);
+        self.terminating.lock().expect("lock").remove(&k);
+        self.announced.lock().expect("lock").remove(&k);
+        self.last_error.lock().expect("lock").remove(&k);
     }
 }
 
@@ -210,7 +216,7 @@ impl<'a> Reconciler<'a> {
             // only the finalizer's cleanup: nothing is applied to a cluster
             // being deleted
             let action = self.finalize().await?;
-            self.ctx.set_terminating(self.mc, false);
+            self.ctx.forget(self.mc);
             return Ok(action);
         }
         if self.ctx.is_terminating(self.mc) {
@@ -222,7 +228,7 @@ impl<'a> Reconciler<'a> {
                 // children would only be refused again
                 info!(cluster = %key(self.mc), error = %e,
                     "namespace is being deleted: no longer reconciling this cluster");
-                self.ctx.set_terminating(self.mc, true);
+                self.ctx.set_terminating(self.mc);
                 Ok(Action::await_change())
             }
             other => other,
@@ -257,21 +263,7 @@ impl<'a> Reconciler<'a> {
             Err(e) if e.is_rejected_apply() => {
                 // the API server rejected an object built from the spec (e.g. an
                 // invalid affinity or resource quantity): a spec problem
-                let field = match &e {
-                    Error::Apply {
-                        stage: Stage::Component(role),
-                        ..
-                    } => format!(
-                        "spec.components.{} (resources, affinity, tolerations, nodeSelector, env)",
-                        role.as_str()
-                    ),
-                    Error::Apply {
-                        stage: Stage::Dependencies,
-                        ..
-                    } => "spec.dependencies (resources, persistence)".to_string(),
-                    _ => "spec.config and spec.components".to_string(),
-                };
-                let message = format!("{e} — check {field}");
+                let message = format!("{e} — check {}", e.spec_fields());
                 return self.degraded(Reason::ApplyRejected, message).await;
             }
             Err(e) => return Err(e),
@@ -280,7 +272,7 @@ impl<'a> Reconciler<'a> {
         // at once; other leftovers (e.g. in-cluster etcd after a switch to an
         // external one) once the rollout is complete
         self.prune(&planned, outcome.waiting.is_none()).await?;
-        let phase = match &outcome.waiting {
+        let mut phase = match &outcome.waiting {
             None => Phase::Ready,
             Some((Stage::Common | Stage::Dependencies, _)) => Phase::Pending,
             Some(_) if self.old_status().version.is_some() => Phase::Upgrading,
@@ -299,7 +291,6 @@ impl<'a> Reconciler<'a> {
                 None
             }
         };
-        let mut phase = phase;
         if let Some(p) = &problem {
             let message = problems::sticky_message(&self.old_status().conditions, p);
             conditions = conditions.with_problem(p.reason, &message);

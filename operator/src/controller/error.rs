@@ -134,6 +134,25 @@ impl Error {
         self.kube().is_some_and(is_namespace_terminating)
     }
 
+    /// The spec fields behind an object that failed to apply (for the
+    /// `ApplyRejected` message).
+    pub fn spec_fields(&self) -> String {
+        match self {
+            Error::Apply {
+                stage: Stage::Component(role),
+                ..
+            } => format!(
+                "spec.components.{} (resources, affinity, tolerations, nodeSelector, env)",
+                role.as_str()
+            ),
+            Error::Apply {
+                stage: Stage::Dependencies,
+                ..
+            } => "spec.dependencies (resources, persistence)".into(),
+            _ => "spec.config and spec.components".into(),
+        }
+    }
+
     /// An apply the API server rejected as invalid (400, 422): a spec problem.
     pub fn is_rejected_apply(&self) -> bool {
         matches!(self, Error::Apply { .. })

@@ -25,6 +25,9 @@ const MAX_QUOTE: usize = 400;
 /// (the kubelet's crash-loop back-off is at most 5 minutes).
 const RECENT_CRASH: SignedDuration = SignedDuration::from_mins(10);
 
+/// Restarts before a crashing container is reported.
+const MIN_RESTARTS: i32 = 2;
+
 /// One problem, as the Degraded condition and its Event report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -218,7 +221,10 @@ fn crash_problem(
                     .as_ref()
                     .is_some_and(|f| now.duration_since(f.0) < RECENT_CRASH)
         });
-    if !looping && failed_now.is_none() && !restarted_recently {
+    // one crash (e.g. a dependency not reachable yet at start) is not a
+    // problem to report: the kubelet restarts the container
+    if cs.restart_count < MIN_RESTARTS || (!looping && failed_now.is_none() && !restarted_recently)
+    {
         return None;
     }
     let terminated = failed_now.or(last);

@@ -147,6 +147,10 @@ fn crash_loops_quote_the_termination_message() {
     running["state"] = json!({"running": {"startedAt": "2026-01-01T00:00:30Z"}});
     let again = pod_problem(&[pod(running.clone())], &f, now()).unwrap();
     assert_eq!(again, p);
+    // a single crash is not reported yet
+    let mut once = crash_looping();
+    once["restartCount"] = json!(1);
+    assert_eq!(pod_problem(&[pod(once)], &f, now()), None);
     // an old crash of a pod that is now merely starting is not a crash loop
     let later: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
     assert_eq!(pod_problem(&[pod(running)], &f, later), None);
