@@ -2,6 +2,8 @@
 # Offline checks of the operator's packaging (no cluster needed):
 #   - helm lint --strict of the chart with default, namespaced and HA values;
 #   - helm template of the same, and values.schema.json rejecting bad values;
+#   - the operator's RBAC (ClusterRole and per-namespace Roles) grants what the
+#     controller uses: Events (events.k8s.io create/patch), pods and events (list);
 #   - staleness of crds/, the chart's CRD copy and manifests/install.yaml;
 #   - every document of the manifests and examples parses as a Kubernetes object.
 # Helm/kubectl come from scripts/install-helm.sh (cached).
@@ -51,6 +53,35 @@ if grep -q "^kind: ClusterRole" /tmp/ferrovus-operator-ns.yaml; then
   echo "check: namespaced install must not create ClusterRoles" >&2
   exit 1
 fi
+
+step "RBAC lets the controller publish Events and read pods (cluster-wide and namespaced)"
+helm template ferrovus-operator "$CHART" --namespace ferrovus-system > /tmp/ferrovus-operator-cluster.yaml
+for rendered in /tmp/ferrovus-operator-cluster.yaml /tmp/ferrovus-operator-ns.yaml; do
+  python3 - "$rendered" <<'PY'
+import sys
+try:
+    import yaml
+except ImportError:
+    print("check: PyYAML not available; RBAC left to the cargo tests (operator/tests/install_rbac.rs)")
+    sys.exit(0)
+path = sys.argv[1]
+roles = [d for d in yaml.safe_load_all(open(path)) if d and d.get("kind") in ("ClusterRole", "Role")
+         and not d["metadata"]["name"].endswith("-leader-election")]
+if not roles:
+    sys.exit(f"check: {path}: no operator Role/ClusterRole")
+def verbs(rules, group, resource):
+    return {v for r in rules if group in r.get("apiGroups", []) and resource in r.get("resources", [])
+            for v in r.get("verbs", [])}
+for role in roles:
+    rules = role.get("rules", [])
+    need = [("events.k8s.io", "events", {"create", "patch"}), ("", "pods", {"list"}), ("", "events", {"list"})]
+    for group, resource, wanted in need:
+        missing = wanted - verbs(rules, group, resource)
+        if missing:
+            sys.exit(f"check: {path}: {role['kind']} {role['metadata']['name']} lacks {sorted(missing)} on {group or 'core'}/{resource}")
+print(f"check: {path}: {len(roles)} role(s) grant Events and pod reads")
+PY
+done
 
 step "generated files are up to date"
 operator/scripts/gen-manifests.sh --check

@@ -53,22 +53,28 @@ pub const DEFAULT_PROXY_PORT: i32 = 19530;
     category = "ferrovus",
     doc = "A Ferrovus (Milvus-compatible) vector database cluster: coordinator, proxy, streaming, query and data nodes plus their etcd and S3-compatible object storage, reconciled by ferrovus-operator.",
     printcolumn(
-        name = "Ready",
-        type_ = "string",
-        description = "Status of the Ready condition",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
         name = "Phase",
         type_ = "string",
         description = "Lifecycle phase",
         json_path = ".status.phase"
     ),
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Status of the Ready condition",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
         name = "Version",
         type_ = "string",
         description = "Engine version every component runs",
         json_path = ".status.version"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        description = "Address clients connect to (host:port of the proxy Service)",
+        json_path = ".status.endpoint"
     ),
     printcolumn(
         name = "Age",
@@ -493,6 +499,13 @@ pub struct MilvusClusterStatus {
     /// Address clients connect to (`host:port` of the proxy Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// While a change is rolled out: the component being rolled, its progress
+    /// and image, and which components are done and which come next, e.g.
+    /// `query: Updating 1/3 (ferrovus/ferrovus:0.2.0); done: coordinator,
+    /// streaming; next: data, proxy`. Absent once every component runs the
+    /// desired spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
 }
 
 /// Lifecycle phase: `Pending` (waiting for dependencies), `Deploying`,
@@ -516,6 +529,21 @@ pub enum Phase {
     Deleting,
 }
 
+impl Phase {
+    /// The spelling in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Deploying => "Deploying",
+            Phase::Upgrading => "Upgrading",
+            Phase::Ready => "Ready",
+            Phase::Paused => "Paused",
+            Phase::Degraded => "Degraded",
+            Phase::Deleting => "Deleting",
+        }
+    }
+}
+
 /// Status of every component.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -537,6 +565,30 @@ pub struct ComponentsStatus {
     pub proxy: Option<ComponentStatus>,
 }
 
+impl ComponentsStatus {
+    /// The status of `role`.
+    pub fn get(&self, role: Role) -> Option<&ComponentStatus> {
+        match role {
+            Role::Coordinator => self.coordinator.as_ref(),
+            Role::Streaming => self.streaming.as_ref(),
+            Role::Query => self.query.as_ref(),
+            Role::Data => self.data.as_ref(),
+            Role::Proxy => self.proxy.as_ref(),
+        }
+    }
+
+    /// The slot of `role`.
+    pub fn slot(&mut self, role: Role) -> &mut Option<ComponentStatus> {
+        match role {
+            Role::Coordinator => &mut self.coordinator,
+            Role::Streaming => &mut self.streaming,
+            Role::Query => &mut self.query,
+            Role::Data => &mut self.data,
+            Role::Proxy => &mut self.proxy,
+        }
+    }
+}
+
 /// Status of one component's workload.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -547,8 +599,19 @@ pub struct ComponentStatus {
     pub ready_replicas: i32,
     /// Replicas that run the current pod template.
     pub updated_replicas: i32,
-    /// Image of the workload's pod template.
+    /// Image of the workload's pod template (the image being rolled out while
+    /// `rollout` is not `Complete`).
     pub image: String,
+    /// Image every replica ran when the component's last rollout completed
+    /// (differs from `image` while an upgrade of this component is pending or
+    /// in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_image: Option<String>,
+    /// Rollout state: `Complete`; `Pending` (the new spec waits for an earlier
+    /// component); `Updating u/d` (u of d replicas run the new pod template);
+    /// `Waiting r/d ready`; `Scaling n/d` (n pods, d wanted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
 }
 
 /// Status of the dependencies.
@@ -876,7 +939,15 @@ mod tests {
             .iter()
             .map(|c| c.name.clone())
             .collect();
-        assert_eq!(cols, ["Ready", "Phase", "Version", "Age"]);
+        assert_eq!(cols, ["Phase", "Ready", "Version", "Endpoint", "Age"]);
+        let endpoint = v
+            .additional_printer_columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.name == "Endpoint")
+            .unwrap();
+        assert_eq!(endpoint.json_path, ".status.endpoint");
     }
 
     #[test]

@@ -49,6 +49,8 @@ struct State {
     rv: u64,
     /// Requests whose path contains the key get this (code, message) reply.
     failures: BTreeMap<String, (u16, String)>,
+    /// Namespaces being deleted: creating anything in them is forbidden.
+    terminating: std::collections::BTreeSet<String>,
 }
 
 /// Handle on the fake API server.
@@ -84,6 +86,29 @@ fn status_response(code: u16, reason: &str, message: &str) -> Response<Body> {
         .unwrap()
 }
 
+/// What the API server answers to a create in a namespace being deleted.
+fn namespace_terminating(ns: &str, p: &str) -> Response<Body> {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("{p} is forbidden: unable to create new content in namespace {ns} because it is being terminated"),
+        "reason": "Forbidden", "code": 403,
+        "details": {"causes": [{"reason": "NamespaceTerminating",
+                                "message": format!("namespace {ns} is being terminated"),
+                                "field": "metadata.namespace"}]},
+    });
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+fn namespace_of(p: &str) -> Option<&str> {
+    let mut parts = p.split('/');
+    parts.find(|s| *s == "namespaces")?;
+    parts.next()
+}
+
 fn ok(v: &Value) -> Response<Body> {
     Response::builder()
         .status(200)
@@ -96,6 +121,15 @@ fn labels_match(obj: &Value, selector: &str) -> bool {
     selector.split(',').filter(|s| !s.is_empty()).all(|term| {
         let (k, v) = term.split_once('=').unwrap_or((term, ""));
         obj["metadata"]["labels"][k].as_str() == Some(v)
+    })
+}
+
+/// `a.b=c,d=e` against the object's JSON (string values).
+fn fields_match(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (k, v) = term.split_once('=').unwrap_or((term, ""));
+        let found = k.split('.').fold(obj, |o, part| &o[part]);
+        found.as_str() == Some(v)
     })
 }
 
@@ -166,6 +200,17 @@ impl FakeApi {
             Some(p) => (p.to_string(), true),
             None => (path.clone(), false),
         };
+        let creates = method == "POST"
+            || (method == "PATCH"
+                && content_type.contains("apply-patch")
+                && !sub
+                && !st.objects.contains_key(&obj_path));
+        if creates
+            && let Some(ns) = namespace_of(&path)
+            && st.terminating.contains(ns)
+        {
+            return namespace_terminating(ns, &obj_path);
+        }
         match method.as_str() {
             "GET" => {
                 if let Some(o) = st.objects.get(&obj_path) {
@@ -174,12 +219,13 @@ impl FakeApi {
                 // a list: every object directly under this collection path
                 let prefix = format!("{obj_path}/");
                 let selector = query_param(&query, "labelSelector").unwrap_or_default();
+                let fields = query_param(&query, "fieldSelector").unwrap_or_default();
                 let items: Vec<Value> = st
                     .objects
                     .iter()
                     .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
                     .map(|(_, v)| v.clone())
-                    .filter(|v| labels_match(v, &selector))
+                    .filter(|v| labels_match(v, &selector) && fields_match(v, &fields))
                     .collect();
                 if items.is_empty() && is_object_path(&obj_path) {
                     return status_response(404, "NotFound", &format!("{obj_path} not found"));
@@ -319,6 +365,16 @@ impl FakeApi {
     /// Every write since the fake started.
     pub fn all_writes(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().all_writes.clone()
+    }
+
+    /// Marks `ns` as being deleted: creates in it fail with 403 `NamespaceTerminating`.
+    pub fn terminate_namespace(&self, ns: &str) {
+        self.state.lock().unwrap().terminating.insert(ns.into());
+    }
+
+    /// Removes a stored object (as the garbage collector or a user would).
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
     }
 
     /// Makes writes to paths containing `fragment` fail with `code`.

@@ -64,4 +64,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["list", "delete"]
+# Events on MilvusClusters (kubectl describe mc); patch: a repeated Event becomes a series
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# pod-level problems of workloads that are not ready: the pods' container
+# statuses (image pulls, crash loops) and the FailedCreate events of StatefulSets
+- apiGroups: [""]
+  resources: ["pods", "events"]
+  verbs: ["list"]
 {{- end -}}

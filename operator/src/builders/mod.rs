@@ -75,6 +75,18 @@ impl Stage {
     }
 }
 
+/// The short name of a stage in logs and errors: `configuration`,
+/// `dependencies` or the role (`streaming`, …).
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Common => f.write_str("configuration"),
+            Stage::Dependencies => f.write_str("dependencies"),
+            Stage::Component(r) => f.write_str(r.as_str()),
+        }
+    }
+}
+
 /// One object the cluster needs.
 #[derive(Clone, Debug, PartialEq)]
 #[allow(missing_docs, clippy::large_enum_variant)]

@@ -387,6 +387,31 @@ fn probes_ports_and_args() {
     assert_eq!(env["FERROVUS_DATA_DIR"]["value"], json!(DATA_DIR));
 }
 
+/// The engine's fatal error reaches the container's termination message (the
+/// operator quotes it in the ComponentCrashing condition).
+#[test]
+fn engine_containers_report_their_fatal_error() {
+    let objs = build(&minimal()).unwrap();
+    let mut engine = 0;
+    for p in &objs {
+        let v = p.child.to_json();
+        let Some(containers) = v["spec"]["template"]["spec"]["containers"].as_array() else {
+            continue;
+        };
+        let policy = &containers[0]["terminationMessagePolicy"];
+        if matches!(p.stage, Stage::Component(_)) {
+            engine += 1;
+            assert_eq!(
+                policy,
+                &json!("FallbackToLogsOnError"),
+                "{}",
+                p.child.name()
+            );
+        }
+    }
+    assert_eq!(engine, 5);
+}
+
 #[test]
 fn streaming_has_pvc_with_cluster_labels() {
     let objs = build(&example("production")).unwrap();

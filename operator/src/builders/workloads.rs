@@ -190,6 +190,9 @@ fn pod_template(ctx: &Ctx<'_>, role: Role, config_hash: &str) -> PodTemplateSpec
         liveness_probe: Some(http_probe("/healthz", HTTP_PORT, 10, 3)),
         readiness_probe: Some(http_probe("/readyz", HTTP_PORT, 5, 3)),
         startup_probe: Some(http_probe("/healthz", HTTP_PORT, 5, 60)),
+        // the engine's fatal error (e.g. a bad spec.config key) becomes the
+        // container's termination message, which the operator reports
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(volume_mounts),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),

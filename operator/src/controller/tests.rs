@@ -2,10 +2,16 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde_json::{Value, json};
 
 use super::*;
 use crate::fake::{FakeApi, Recorded, mc_path, path};
+
+mod deletion;
+mod events;
+mod problems;
+mod rollout;
 
 const NS: &str = "ferrovus-test";
 
@@ -85,6 +91,37 @@ impl Harness {
             .collect()
     }
 
+    /// Events published in the last reconcile: (type, reason, note).
+    fn events(&self) -> Vec<(String, String, String)> {
+        self.fake
+            .writes()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/events.k8s.io/v1/"))
+            .filter_map(|r| {
+                let b = r.body.as_ref()?;
+                Some((
+                    b["type"].as_str()?.to_string(),
+                    b["reason"].as_str()?.to_string(),
+                    b["note"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Reasons of the events published in the last reconcile.
+    fn event_reasons(&self) -> Vec<String> {
+        self.events().into_iter().map(|(_, r, _)| r).collect()
+    }
+
+    /// Writes of the last reconcile other than Events.
+    fn object_writes(&self) -> Vec<Recorded> {
+        self.fake
+            .writes()
+            .into_iter()
+            .filter(|r| !r.path.contains("/events"))
+            .collect()
+    }
+
     fn applied(&self) -> Vec<String> {
         self.fake
             .writes()
@@ -119,6 +156,9 @@ impl Harness {
 
 fn sts(name: &str) -> String {
     path("apps/v1", "statefulsets", NS, name)
+}
+fn pod_path(name: &str) -> String {
+    path("v1", "pods", NS, name)
 }
 fn deploy(name: &str) -> String {
     path("apps/v1", "deployments", NS, name)
@@ -465,9 +505,10 @@ async fn paused_changes_nothing_but_status() {
         s["image"] = json!("ferrovus/ferrovus:0.3.0");
     });
     h.reconcile().await;
-    let writes = h.fake.writes();
+    let writes = h.object_writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(status_writes(&writes), 1);
+    assert_eq!(h.event_reasons(), ["Paused"]);
     assert_eq!(h.status().phase, Some(Phase::Paused));
     let p = h.condition(PROGRESSING);
     assert_eq!((p.status.as_str(), p.reason.as_str()), ("False", "Paused"));
@@ -634,7 +675,13 @@ async fn rejected_apply_is_degraded() {
     assert_eq!(action, Action::requeue(REQUEUE_DEGRADED));
     let d = h.condition(DEGRADED);
     assert_eq!(d.reason, "ApplyRejected");
-    assert!(d.message.contains("bad affinity"));
+    assert!(d.message.contains("bad affinity"), "{}", d.message);
+    assert!(
+        d.message
+            .starts_with("applying StatefulSet ferrovus-test/demo-etcd (stage dependencies): "),
+        "the step and the object are named: {}",
+        d.message
+    );
 }
 
 #[tokio::test]
@@ -645,6 +692,12 @@ async fn server_errors_are_retried_with_backoff() {
     let mc = Arc::new(h.mc());
     let err = reconcile(mc.clone(), h.ctx.clone()).await.unwrap_err();
     assert!(err.to_string().contains("timeout"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("applying ConfigMap ferrovus-test/demo-config (stage configuration): "),
+        "{err}"
+    );
+    assert!(err.api_status().is_some_and(|s| s.code == 500));
     assert_eq!(
         error_policy(mc.clone(), &err, h.ctx.clone()),
         Action::requeue(backoff(1))
