@@ -19,6 +19,9 @@ use crate::codec::{Reader, Writer};
 use crate::error::{CoreError, Result};
 use crate::keys::{self, WalKey};
 use crate::store::ObjectStore;
+
+/// Log objects a replay fetches at the same time.
+const REPLAY_FETCHES: usize = 16;
 use crate::value::{PrimaryKey, RowBatch};
 
 /// What a shard writes to its log.
@@ -252,15 +255,27 @@ impl Wal {
     /// Read every record with `lsn >= from`, in LSN order over every term. Truncates a damaged
     /// tail object. Returns the records and the next LSN to write.
     pub async fn replay(&self, from: u64) -> Result<(Vec<LogEntry>, u64)> {
+        use futures::stream::{self, StreamExt};
         let objects = self.effective_objects().await?;
         let mut entries = Vec::new();
         let mut next = from;
         let count = objects.len();
-        for (i, (o, last)) in objects.into_iter().enumerate() {
-            if last < from {
-                continue;
-            }
-            let data = self.store.get(&o.key).await?;
+        // The objects are fetched REPLAY_FETCHES at a time (an object store's latency, not its
+        // bandwidth, bounds a replay of many small group commits) and parsed in LSN order.
+        let wanted = objects
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, last))| *last >= from)
+            .map(|(i, (o, last))| {
+                let store = self.store.clone();
+                async move {
+                    let data = store.get(&o.key).await;
+                    (i, o, last, data)
+                }
+            });
+        let mut fetched = stream::iter(wanted).buffered(REPLAY_FETCHES);
+        while let Some((i, o, last, data)) = fetched.next().await {
+            let data = data?;
             match parse_object(&data, o.first, o.last, &o.key) {
                 Ok(recs) => {
                     for e in recs {
