@@ -257,12 +257,17 @@ impl Default for QueryNodeConfig {
 /// * `catalog_watch_ms` 5000: how long one long poll for catalogue changes waits on the
 ///   coordinator (below `cluster.rpc_timeout_ms`); changes are seen at once either way.
 /// * `id_block` 10000: auto ids fetched from the coordinator at a time.
+/// * `drain_delay_ms` 0: on SIGTERM, how long the proxy keeps serving while `/readyz` already
+///   answers 503 (so that a load balancer, e.g. Kubernetes endpoints, stops sending it new
+///   connections) before it stops accepting and drains in-flight requests. The operator sets
+///   it for its pods.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
     pub retry_deadline_ms: u64,
     pub catalog_watch_ms: u64,
     pub id_block: u32,
+    pub drain_delay_ms: u64,
 }
 
 impl Default for ProxyConfig {
@@ -271,6 +276,7 @@ impl Default for ProxyConfig {
             retry_deadline_ms: 10_000,
             catalog_watch_ms: 5_000,
             id_block: 10_000,
+            drain_delay_ms: 0,
         }
     }
 }

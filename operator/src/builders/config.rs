@@ -29,6 +29,8 @@ pub fn engine_config(mc_namespace: &str, mc_name: &str, user: Option<&Value>) ->
             },
         },
         "log": { "format": "json" },
+        // on SIGTERM a proxy stays serving, unready, while its endpoint is removed
+        "proxy": { "drain_delay_ms": 5000 },
     });
     if let Some(user) = user {
         deep_merge(&mut base, user.clone());

@@ -35,6 +35,8 @@ impl Default for ProxyRole {
 
 struct Running {
     backend: Arc<ClusterBackend>,
+    readiness: crate::node::Readiness,
+    drain_delay: std::time::Duration,
     stop_serving: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServeError>>,
     ready: JoinHandle<()>,
@@ -113,6 +115,8 @@ impl Role for ProxyRole {
         });
         *self.running.lock() = Some(Running {
             backend,
+            readiness: ctx.readiness.clone(),
+            drain_delay: std::time::Duration::from_millis(cfg.proxy.drain_delay_ms),
             stop_serving,
             server,
             ready,
@@ -126,6 +130,15 @@ impl Role for ProxyRole {
             return;
         };
         r.ready.abort();
+        if reason == StopReason::Shutdown && !r.drain_delay.is_zero() {
+            // Unready first, still serving: load balancers stop sending new connections.
+            r.readiness.set_not_ready("stopping: draining");
+            tracing::info!(
+                delay_ms = r.drain_delay.as_millis() as u64,
+                "proxy stopping: not ready, still serving until the delay ends"
+            );
+            tokio::time::sleep(r.drain_delay).await;
+        }
         tracing::info!(
             ?reason,
             "proxy draining: no new connections, finishing in-flight requests"
