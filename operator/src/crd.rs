@@ -433,6 +433,11 @@ pub struct Autoscaling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub target_memory_utilization_percentage: Option<i32>,
+    /// How long the load must stay low before the HPA removes pods (its scale-down
+    /// stabilization window; Kubernetes' default is 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: Option<i32>,
 }
 
 /// The client Service of the proxies.

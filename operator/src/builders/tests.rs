@@ -197,6 +197,16 @@ fn hpa_present_means_no_replicas() {
             assert_eq!((s.min_replicas, s.max_replicas), (Some(2), 10));
             assert_eq!(s.scale_target_ref.name, "prod-query");
             assert_eq!(s.metrics.as_ref().unwrap().len(), 2);
+            // scaleDownStabilizationSeconds: 120 in the example
+            let down = s.behavior.as_ref().unwrap().scale_down.as_ref().unwrap();
+            assert_eq!(down.stabilization_window_seconds, Some(120));
+        }
+        _ => unreachable!(),
+    }
+    // without it the HPA keeps Kubernetes' default behaviour
+    match find(&objs, "HorizontalPodAutoscaler", "prod-proxy") {
+        Some(Child::HorizontalPodAutoscaler(h)) => {
+            assert!(h.spec.as_ref().unwrap().behavior.is_none());
         }
         _ => unreachable!(),
     }
@@ -334,6 +344,7 @@ fn toggling_autoscaling_touches_only_that_component() {
                     max_replicas: 4,
                     target_cpu_utilization_percentage: Some(80),
                     target_memory_utilization_percentage: None,
+                    scale_down_stabilization_seconds: None,
                 }),
             },
             service: None,

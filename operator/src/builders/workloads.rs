@@ -9,8 +9,9 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec,
 };
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
@@ -282,7 +283,15 @@ fn hpa(ctx: &Ctx<'_>, role: Role, a: &Autoscaling) -> HorizontalPodAutoscaler {
             min_replicas: Some(a.min_replicas),
             max_replicas: a.max_replicas,
             metrics: Some(metrics),
-            ..Default::default()
+            behavior: a.scale_down_stabilization_seconds.map(|secs| {
+                HorizontalPodAutoscalerBehavior {
+                    scale_down: Some(HPAScalingRules {
+                        stabilization_window_seconds: Some(secs),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            }),
         }),
         ..Default::default()
     }
