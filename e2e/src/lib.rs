@@ -40,6 +40,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod full;
+
 /// Field manager of objects the tests apply.
 pub const E2E_MANAGER: &str = "ferrovus-e2e";
 
@@ -62,7 +64,7 @@ pub fn upgrade_image() -> String {
     std::env::var("FERROVUS_E2E_UPGRADE_IMAGE").unwrap_or_else(|_| "ferrovus/ferrovus:dev".into())
 }
 
-fn flag(name: &str) -> bool {
+pub(crate) fn flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1" || v == "true")
 }
 
@@ -218,6 +220,8 @@ impl Env {
             v["metadata"]["namespace"] = json!(self.ns);
             if v["kind"] == "MilvusCluster" {
                 v["spec"]["image"] = json!(image());
+                // dependency images of FERROVUS_E2E_ETCD_IMAGE / _OBJECT_STORE_IMAGE, if set
+                full::full_images(&mut v);
                 if let Some(f) = edit.take() {
                     f(&mut v);
                 }
