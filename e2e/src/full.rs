@@ -34,13 +34,19 @@ pub fn full_mode(test: &str) -> bool {
     on
 }
 
-/// Sets the dependency images of the full mode on a MilvusCluster object.
+/// Sets the dependency images of the full mode on a MilvusCluster object (for the in-cluster
+/// dependencies only: an example with an external etcd or object store keeps it).
 pub fn full_images(mc: &mut Value) {
-    if let Ok(image) = std::env::var("FERROVUS_E2E_ETCD_IMAGE") {
-        mc["spec"]["dependencies"]["etcd"]["inCluster"]["image"] = json!(image);
-    }
-    if let Ok(image) = std::env::var("FERROVUS_E2E_OBJECT_STORE_IMAGE") {
-        mc["spec"]["dependencies"]["storage"]["inCluster"]["image"] = json!(image);
+    for (dep, var) in [
+        ("etcd", "FERROVUS_E2E_ETCD_IMAGE"),
+        ("storage", "FERROVUS_E2E_OBJECT_STORE_IMAGE"),
+    ] {
+        let spec = &mut mc["spec"]["dependencies"][dep];
+        if let Ok(image) = std::env::var(var)
+            && spec["external"].is_null()
+        {
+            spec["inCluster"]["image"] = json!(image);
+        }
     }
 }
 

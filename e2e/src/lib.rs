@@ -348,6 +348,17 @@ impl Env {
     }
 }
 
+/// Ready, with exactly `n` query nodes desired and ready.
+pub fn query_ready(mc: &MilvusCluster, n: i32) -> bool {
+    is_ready(mc)
+        && mc
+            .status
+            .as_ref()
+            .and_then(|s| s.components.as_ref())
+            .and_then(|c| c.query.as_ref())
+            .is_some_and(|q| q.ready_replicas == n && q.desired_replicas == n)
+}
+
 /// A condition of the status.
 pub fn condition(mc: &MilvusCluster, type_: &str) -> Option<Condition> {
     mc.status

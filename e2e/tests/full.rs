@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use ferrovus_e2e::full::{Ddl, Load, full_mode, pod_http, pyload};
-use ferrovus_e2e::{Env, assert_ordered, is_ready, upgrade_image};
+use ferrovus_e2e::{Env, assert_ordered, is_ready, query_ready, upgrade_image};
 use ferrovus_operator::crd::{MilvusCluster, image_tag};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -20,16 +20,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
-
-fn query_ready(mc: &MilvusCluster, n: i32) -> bool {
-    is_ready(mc)
-        && mc
-            .status
-            .as_ref()
-            .and_then(|s| s.components.as_ref())
-            .and_then(|c| c.query.as_ref())
-            .is_some_and(|q| q.ready_replicas == n && q.desired_replicas == n)
-}
 
 fn assert_no_failures(what: &str, report: &Value) {
     eprintln!("{what}: {report}");

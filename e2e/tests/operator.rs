@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrovus_e2e::{Env, assert_ordered, condition, is_ready, upgrade_image};
+use ferrovus_e2e::{Env, assert_ordered, condition, is_ready, query_ready, upgrade_image};
 use ferrovus_operator::crd::{MilvusCluster, Phase, image_tag};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -78,15 +78,7 @@ async fn minimal_cluster_lifecycle() {
         .await
         .unwrap();
     let (mc, _) = env
-        .wait_for(&name, "2 ready query nodes", |mc| {
-            is_ready(mc)
-                && mc
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.components.as_ref())
-                    .and_then(|c| c.query.as_ref())
-                    .is_some_and(|q| q.ready_replicas == 2 && q.desired_replicas == 2)
-        })
+        .wait_for(&name, "2 ready query nodes", |mc| query_ready(mc, 2))
         .await
         .unwrap();
     assert_eq!(mc.status.unwrap().phase, Some(Phase::Ready));

@@ -192,11 +192,12 @@ def check_reads(client: MilvusClient, name: str, model: Model, step: str) -> flo
 
 
 
-def http_body(port: int, path: str) -> tuple[int, str]:
+def http_body(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
+    """GET http://host:port/path: (status, body), or (0, "") when nothing answers."""
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=2) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pymilvus import MilvusClient  # noqa: E402
 
 from cluster_support import (MixedLoad, audit_leader_writes, first_success,  # noqa: E402
-                             make_collection)
+                             http_body, make_collection)
 from helpers import wait_until  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
@@ -51,21 +51,13 @@ def docker_network(action: str, service: str) -> None:
 
 def http(service: str, path: str) -> tuple[int, str]:
     """GET http://<container address>:9091<path> ((0, "") while it has no address)."""
-    import urllib.error  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
     ip = subprocess.run(
         ["docker", "inspect", "-f",
          "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % cfg["network"],
          cfg["containers"][service]], capture_output=True, text=True).stdout.strip()
     if not ip or ip == "<no value>":
         return 0, ""
-    try:
-        with urllib.request.urlopen(f"http://{ip}:9091{path}", timeout=2) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
+    return http_body(9091, path, host=ip)
 
 
 def ready(service: str) -> tuple[int, str]:
