@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrovus_e2e::{Env, assert_ordered, condition, is_ready, query_ready, upgrade_image};
+use ferrovus_e2e::{Env, assert_ordered, condition, query_ready, upgrade_image};
 use ferrovus_operator::crd::{MilvusCluster, Phase, image_tag};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -211,17 +211,9 @@ async fn autoscaling_creates_hpa_and_operator_does_not_fight_it() {
         )
         .await
         .unwrap();
-    env.wait_for(&name, "2 query nodes", |mc| {
-        is_ready(mc)
-            && mc
-                .status
-                .as_ref()
-                .and_then(|s| s.components.as_ref())
-                .and_then(|c| c.query.as_ref())
-                .is_some_and(|q| q.desired_replicas == 2 && q.ready_replicas == 2)
-    })
-    .await
-    .unwrap();
+    env.wait_for(&name, "2 query nodes", |mc| query_ready(mc, 2))
+        .await
+        .unwrap();
     let d = deploys.get(&format!("{name}-query")).await.unwrap();
     assert_eq!(
         d.spec.unwrap().replicas,

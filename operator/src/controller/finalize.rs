@@ -18,6 +18,16 @@ impl Reconciler<'_> {
         self.mc.finalizers().iter().any(|f| f == FINALIZER)
     }
 
+    /// The resource's finalizers without this operator's.
+    fn finalizers_but_ours(&self) -> Vec<String> {
+        self.mc
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect()
+    }
+
     pub(super) async fn set_finalizers(
         &self,
         finalizers: Vec<String>,
@@ -50,14 +60,8 @@ impl Reconciler<'_> {
             f.push(FINALIZER.into());
             self.set_finalizers(f, None).await?;
         } else if !wants && has {
-            let f = self
-                .mc
-                .finalizers()
-                .iter()
-                .filter(|f| *f != FINALIZER)
-                .cloned()
-                .collect();
-            self.set_finalizers(f, None).await?;
+            self.set_finalizers(self.finalizers_but_ours(), None)
+                .await?;
         }
         Ok(())
     }
@@ -139,14 +143,8 @@ impl Reconciler<'_> {
                 .publish(Notice::normal("CleanedUp", "Cleanup", note))
                 .await;
         }
-        let f = self
-            .mc
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        self.set_finalizers(f, resource_version).await?;
+        self.set_finalizers(self.finalizers_but_ours(), resource_version)
+            .await?;
         Ok(Action::await_change())
     }
 }
