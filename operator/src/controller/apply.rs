@@ -16,7 +16,6 @@ use super::{Error, Reconciler, key};
 use crate::builders::{
     self, Child, FIELD_MANAGER, MANAGED_BY, Planned, SPEC_HASH_ANNOTATION, Stage,
 };
-use crate::crd::{ComponentsStatus, DependenciesStatus};
 
 /// Whether the live object already carries `child`'s spec: the same spec hash
 /// and, unless an HPA owns it, the same replica count.
@@ -125,18 +124,9 @@ impl Reconciler<'_> {
     }
 
     pub(super) async fn walk(&self, planned: &[Planned]) -> Result<Outcome, Error> {
-        let mut out = Outcome {
-            waiting: None,
-            unready: vec![],
-            components: ComponentsStatus::default(),
-            dependencies: DependenciesStatus::default(),
-        };
+        let mut out = Outcome::default();
         for stage in Stage::all() {
-            let children: Vec<&Child> = planned
-                .iter()
-                .filter(|p| p.stage == stage)
-                .map(|p| &p.child)
-                .collect();
+            let children = stage_children(planned, stage);
             let mut workloads = vec![];
             if out.waiting.is_none() {
                 let mut applied = vec![];
@@ -179,22 +169,13 @@ impl Reconciler<'_> {
 
     /// Paused: read the workloads for the status, write nothing else.
     pub(super) async fn observe_only(&self) -> Result<Outcome, Error> {
-        let mut out = Outcome {
-            waiting: None,
-            unready: vec![],
-            components: ComponentsStatus::default(),
-            dependencies: DependenciesStatus::default(),
-        };
+        let mut out = Outcome::default();
         let planned = match builders::build(self.mc) {
             Ok(p) => p,
             Err(_) => return Ok(out),
         };
         for stage in Stage::all() {
-            let children: Vec<&Child> = planned
-                .iter()
-                .filter(|p| p.stage == stage)
-                .map(|p| &p.child)
-                .collect();
+            let children = stage_children(&planned, stage);
             let workloads = self.observe(&children).await?;
             self.record(stage, &workloads, &mut out);
         }
@@ -212,4 +193,13 @@ impl Reconciler<'_> {
         }
         Ok(workloads)
     }
+}
+
+/// The planned objects of one stage, in plan order.
+fn stage_children(planned: &[Planned], stage: Stage) -> Vec<&Child> {
+    planned
+        .iter()
+        .filter(|p| p.stage == stage)
+        .map(|p| &p.child)
+        .collect()
 }

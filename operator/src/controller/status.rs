@@ -30,6 +30,7 @@ pub(super) struct Live {
 }
 
 /// What the stage walk found.
+#[derive(Default)]
 pub(super) struct Outcome {
     pub waiting: Option<(Stage, String)>,
     /// Live workloads that are not ready, in stage order.
@@ -165,10 +166,9 @@ impl Reconciler<'_> {
     pub(super) async fn degraded(&self, reason: Reason, message: String) -> Result<Action, Error> {
         warn!(cluster = %key(self.mc), %reason, %message, "degraded");
         let outcome = Outcome {
-            waiting: None,
-            unready: vec![],
             components: self.old_status().components.unwrap_or_default(),
             dependencies: self.old_status().dependencies.unwrap_or_default(),
+            ..Outcome::default()
         };
         let status = self.status(
             Phase::Degraded,

@@ -72,6 +72,31 @@ impl Harness {
             .expect("reconcile succeeds")
     }
 
+    /// A PVC with `labels` in the test namespace.
+    fn put_pvc(&self, name: &str, labels: Value) {
+        self.fake.put(
+            "persistentvolumeclaims",
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": name, "namespace": NS, "labels": labels}}),
+        );
+    }
+
+    /// A PVC the operator would own for this cluster (instance and managed-by labels).
+    fn put_owned_pvc(&self, name: &str) {
+        self.put_pvc(
+            name,
+            json!({"app.kubernetes.io/instance": "demo",
+                   "app.kubernetes.io/managed-by": "ferrovus-operator"}),
+        );
+    }
+
+    /// `kubectl delete`: the cluster gets a deletionTimestamp (its finalizers keep it).
+    fn mark_deleted(&self) {
+        self.fake.update(&self.path(), |o| {
+            o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
+        });
+    }
+
     fn edit_spec(&self, f: impl FnOnce(&mut Value)) {
         self.fake.update(&self.path(), |o| f(&mut o["spec"]));
     }
@@ -525,30 +550,17 @@ async fn delete_with_delete_policy_removes_pvcs_then_finalizer() {
     let h = Harness::new("minimal", |_| {});
     h.reconcile().await;
     assert!(h.mc().finalizers().contains(&FINALIZER.to_string()));
-    let labels = json!({"app.kubernetes.io/instance": "demo", "app.kubernetes.io/managed-by": "ferrovus-operator"});
     for name in [
         "data-demo-etcd-0",
         "data-demo-object-store-0",
         "data-demo-streaming-0",
     ] {
-        h.fake.put(
-            "persistentvolumeclaims",
-            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                   "metadata": {"name": name, "namespace": NS, "labels": labels}}),
-        );
+        h.put_owned_pvc(name);
     }
-    h.fake.put(
-        "persistentvolumeclaims",
-        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-               "metadata": {"name": "unrelated", "namespace": NS, "labels": {"app": "x"}}}),
-    );
+    h.put_pvc("unrelated", json!({"app": "x"}));
     // kubectl delete: the finalizer keeps the object with a deletionTimestamp
-    h.fake.update(&h.path(), |o| {
-        o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
-    });
-    let mc = h.mc();
-    h.fake.clear_log();
-    let action = reconcile(Arc::new(mc), h.ctx.clone()).await.unwrap();
+    h.mark_deleted();
+    let action = h.reconcile().await;
     assert_eq!(action, Action::await_change());
     assert_eq!(
         h.fake.paths("/persistentvolumeclaims/"),
@@ -572,19 +584,9 @@ async fn delete_with_retain_policy_keeps_pvcs_and_has_no_finalizer() {
     });
     h.reconcile().await;
     assert!(h.mc().finalizers().is_empty());
-    h.fake.put(
-        "persistentvolumeclaims",
-        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-               "metadata": {"name": "data-demo-etcd-0", "namespace": NS,
-                            "labels": {"app.kubernetes.io/instance": "demo",
-                                       "app.kubernetes.io/managed-by": "ferrovus-operator"}}}),
-    );
-    h.fake.update(&h.path(), |o| {
-        o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
-    });
-    let mc = h.mc();
-    h.fake.clear_log();
-    let action = reconcile(Arc::new(mc), h.ctx.clone()).await.unwrap();
+    h.put_owned_pvc("data-demo-etcd-0");
+    h.mark_deleted();
+    let action = h.reconcile().await;
     assert_eq!(action, Action::await_change());
     assert!(h.fake.writes().is_empty());
     assert_eq!(h.fake.paths("/persistentvolumeclaims/").len(), 1);

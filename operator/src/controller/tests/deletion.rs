@@ -1,13 +1,11 @@
 //! Deletion: nothing is applied to a cluster being deleted or in a namespace
 //! being deleted.
 
-use std::sync::Arc;
-
 use kube::ResourceExt;
 use serde_json::json;
 
 use super::{Harness, NS, sts};
-use crate::controller::{Action, FINALIZER, Phase, reconcile};
+use crate::controller::{Action, FINALIZER, Phase};
 use crate::fake::path;
 
 /// Writes that create or change child objects (not status, not Events, not deletes).
@@ -49,12 +47,8 @@ async fn terminating_namespace_stops_reconciling_without_errors() {
     assert!(h.fake.get(&sts("demo-etcd")).is_none());
 
     // the finalizer still runs when the MilvusCluster's turn comes
-    h.fake.update(&h.path(), |o| {
-        o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
-    });
-    let mc = h.mc();
-    h.fake.clear_log();
-    let action = reconcile(Arc::new(mc), h.ctx.clone()).await.unwrap();
+    h.mark_deleted();
+    let action = h.reconcile().await;
     assert_eq!(action, Action::await_change());
     assert!(child_applies(&h).is_empty(), "{:?}", child_applies(&h));
     assert!(h.fake.mc(NS, "demo").is_none(), "finalizer released");
@@ -70,12 +64,8 @@ async fn a_cluster_being_deleted_is_never_applied() {
     h.fake.remove(&sts("demo-etcd"));
     h.fake.remove(&path("v1", "configmaps", NS, "demo-config"));
     h.edit_spec(|s| s["image"] = json!("ferrovus/ferrovus:9.9.9"));
-    h.fake.update(&h.path(), |o| {
-        o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
-    });
-    let mc = h.mc();
-    h.fake.clear_log();
-    reconcile(Arc::new(mc), h.ctx.clone()).await.unwrap();
+    h.mark_deleted();
+    h.reconcile().await;
     assert!(child_applies(&h).is_empty(), "{:?}", child_applies(&h));
     assert!(h.fake.get(&sts("demo-etcd")).is_none());
     assert!(

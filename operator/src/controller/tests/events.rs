@@ -386,19 +386,9 @@ async fn pruning_and_cleanup_are_events() {
         "deleted HorizontalPodAutoscaler demo-proxy: no longer in the spec"
     );
 
-    h.fake.put(
-        "persistentvolumeclaims",
-        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-               "metadata": {"name": "data-demo-etcd-0", "namespace": NS,
-                            "labels": {"app.kubernetes.io/instance": "demo",
-                                       "app.kubernetes.io/managed-by": "ferrovus-operator"}}}),
-    );
-    h.fake.update(&h.path(), |o| {
-        o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
-    });
-    let mc = h.mc();
-    h.fake.clear_log();
-    reconcile(Arc::new(mc), h.ctx.clone()).await.unwrap();
+    h.put_owned_pvc("data-demo-etcd-0");
+    h.mark_deleted();
+    h.reconcile().await;
     let e = h.events();
     assert_eq!(h.event_reasons(), ["Deleting", "CleanedUp"], "{e:?}");
     assert_eq!(
