@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "engine" / "tests" / "python"))
 import numpy as np  # noqa: E402
 from pymilvus import MilvusClient  # noqa: E402
 
-from cluster_support import DIM, MixedLoad, make_collection  # noqa: E402
+from cluster_support import DIM, MixedLoad, first_success, make_collection  # noqa: E402
 
 
 def report(**fields) -> None:
@@ -118,18 +118,9 @@ def ddl(uri: str, gofile: str) -> None:
     print("connected", flush=True)
     while not os.path.exists(gofile):
         time.sleep(0.01)
-    t0 = time.monotonic()
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            c.create_collection(f"after_takeover_{int(t0)}", dimension=4)
-            break
-        except Exception:  # noqa: BLE001 - retried at once
-            if time.monotonic() - t0 > 120:
-                raise
-            time.sleep(0.05)
-    report(seconds=round(time.monotonic() - t0, 2), attempts=attempts)
+    name = f"after_takeover_{int(time.time())}"
+    seconds = first_success(lambda: c.create_collection(name, dimension=4), 120)
+    report(seconds=round(seconds, 2))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,13 @@ fn addr_of(info: &LeaderInfo) -> Option<String> {
     String::from_utf8(info.value.clone()).ok()
 }
 
+/// The leader's address, or the error of a leader key that does not hold one.
+fn leader_addr_of(info: &LeaderInfo) -> Result<String, ClusterError> {
+    addr_of(info).ok_or_else(|| {
+        ClusterError::Internal("the coordinator leader key does not hold an address".into())
+    })
+}
+
 impl LeaderCaller {
     pub fn new(coordination: Arc<dyn Coordination>, pool: RpcPool, retry_for: Duration) -> Self {
         LeaderCaller {
@@ -139,9 +146,7 @@ impl LeaderCaller {
             .await
             .map_err(|e| ClusterError::Unavailable(format!("looking up the coordinator: {e}")))?
             .ok_or_else(|| ClusterError::Unavailable("no coordinator is leading".into()))?;
-        let addr = addr_of(&info).ok_or_else(|| {
-            ClusterError::Internal("the coordinator leader key does not hold an address".into())
-        })?;
+        let addr = leader_addr_of(&info)?;
         *self.leader.lock() = Some(addr.clone());
         Ok(addr)
     }
@@ -176,11 +181,7 @@ impl Caller for LeaderCaller {
                 let watched = self.watch().await;
                 let current = watched.as_ref().and_then(|rx| rx.borrow().clone());
                 let addr = match current {
-                    Some(info) => addr_of(&info).ok_or_else(|| {
-                        ClusterError::Internal(
-                            "the coordinator leader key does not hold an address".into(),
-                        )
-                    })?,
+                    Some(info) => leader_addr_of(&info)?,
                     None => self.leader_addr().await?,
                 };
                 let client = self.pool.get(&addr)?;

@@ -520,6 +520,15 @@ fn decode_entry(kv: &KeyValue) -> Result<Option<Entry>, CoreError> {
     }))
 }
 
+/// [`decode_entry`], logging (and skipping) a key the catalogue does not know.
+fn decode_known(kv: &KeyValue) -> Result<Option<Entry>, CoreError> {
+    let entry = decode_entry(kv)?;
+    if entry.is_none() {
+        tracing::warn!(key = %kv.key, "ignoring an unknown catalogue key");
+    }
+    Ok(entry)
+}
+
 /// Builds a [`Catalog`] from a listing of `catalog/` or from watched changes, decoding only the
 /// keys whose revision changed (a standby follows the catalogue's changes, so a takeover decodes
 /// little).
@@ -537,10 +546,7 @@ impl CatalogLoader {
             let entry = match self.cache.remove(&kv.key) {
                 Some((rev, e)) if rev == kv.mod_revision => e,
                 _ => {
-                    let Some(e) = decode_entry(kv)? else {
-                        tracing::warn!(key = %kv.key, "ignoring an unknown catalogue key");
-                        continue;
-                    };
+                    let Some(e) = decode_known(kv)? else { continue };
                     decoded += 1;
                     e
                 }
@@ -565,10 +571,7 @@ impl CatalogLoader {
                     {
                         continue;
                     }
-                    let Some(e) = decode_entry(kv)? else {
-                        tracing::warn!(key = %kv.key, "ignoring an unknown catalogue key");
-                        continue;
-                    };
+                    let Some(e) = decode_known(kv)? else { continue };
                     decoded += 1;
                     self.cache.insert(kv.key.clone(), (kv.mod_revision, e));
                 }
