@@ -51,6 +51,9 @@ GetPersistentSegmentInfo GetQuerySegmentInfo GetReplicas
 GetMetrics GetComponentStates GetVersion CheckHealth Connect AllocTimestamp
 ListDatabases CreateDatabase DropDatabase DescribeDatabase
 CreateAlias DropAlias AlterAlias DescribeAlias ListAliases
+CreateCredential UpdateCredential DeleteCredential ListCredUsers
+CreateRole DropRole OperateUserRole SelectRole SelectUser
+OperatePrivilege OperatePrivilegeV2 SelectGrant
 """.split()
 
 # Types no method references directly but that travel inside `bytes` fields

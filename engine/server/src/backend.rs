@@ -12,6 +12,7 @@
 //! proxy and [`crate::convert`]; a backend only reports facts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferrovus_core::request::{
@@ -21,6 +22,7 @@ use ferrovus_core::schema::CollectionSchema;
 use ferrovus_core::value::RowBatch;
 
 use crate::error::ApiResult;
+use crate::security::{SecurityOp, SecurityState};
 
 /// Load progress of a collection, as Milvus reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,4 +265,12 @@ pub trait Backend: Send + Sync {
     async fn replicas(&self, collection: &str) -> ApiResult<Vec<ReplicaInfo>>;
     async fn alloc_timestamp(&self) -> ApiResult<u64>;
     async fn totals(&self) -> ApiResult<Totals>;
+
+    // Users, roles and grants.
+
+    /// Apply one change (passwords already hashed); whether anything changed.
+    async fn security_op(&self, op: SecurityOp) -> ApiResult<bool>;
+    /// The current users, roles and grants (an implementation may cache them; a change made
+    /// through it is visible to its next call).
+    async fn security_state(&self) -> ApiResult<Arc<SecurityState>>;
 }

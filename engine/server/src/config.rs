@@ -56,6 +56,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub coordinator: CoordinatorConfig,
     pub core: CoreConfig,
+    pub security: SecurityConfig,
 }
 
 /// Milvus' gRPC port, the default of `grpc.port`.
@@ -281,6 +282,48 @@ impl Default for ProxyConfig {
     }
 }
 
+/// Authentication and access control, as Milvus' `common.security.*`.
+///
+/// * `authorization_enabled` (`common.security.authorizationEnabled`): every Milvus request must
+///   carry a user and password (pymilvus' `user`/`password` or `token="user:password"`), and
+///   privileges are checked. Off by default, as in Milvus.
+/// * `root_password` (`common.security.defaultRootPassword`, default `Milvus`): the root user's
+///   password when the database first starts with no users; afterwards change it with
+///   `update_password`. Set it from a secret (`FERROVUS_SECURITY__ROOT_PASSWORD`), never in a
+///   config file that others can read; it is never logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub authorization_enabled: bool,
+    pub root_password: Secret,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            authorization_enabled: false,
+            root_password: Secret("Milvus".into()),
+        }
+    }
+}
+
+/// A configured secret: shown as `***` by `Debug`, so a logged config does not leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
 impl CoordinatorConfig {
     /// The in-process coordinator of standalone: no grace (a lost node is this process's own),
     /// no settling (nothing to wait for).
@@ -377,6 +420,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             coordinator: CoordinatorConfig::default(),
             core: CoreConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use ferrovus_proto::status;
 use thiserror::Error;
 
 use crate::rpc::ClusterError;
+use crate::security::SecurityError;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -25,6 +26,8 @@ pub enum ApiError {
     DatabaseNotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 impl ApiError {
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::Unimplemented(_) => codes::UNIMPLEMENTED,
             ApiError::DatabaseNotFound(_) => codes::DATABASE_NOT_FOUND,
             ApiError::Internal(_) => codes::UNEXPECTED,
+            ApiError::Security(e) => security_code(e),
         }
     }
 
@@ -67,11 +71,29 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The Milvus code of a refused security operation (denials and failed logins inside a
+/// `Status`; at the edge they are gRPC errors, see `crate::proxy::guard`).
+pub fn security_code(e: &SecurityError) -> i32 {
+    match e {
+        SecurityError::Unauthenticated(_) => codes::NOT_AUTHENTICATED,
+        SecurityError::PermissionDenied { .. } | SecurityError::NotAllowed(_) => {
+            codes::NOT_PERMITTED
+        }
+        SecurityError::Invalid { .. }
+        | SecurityError::UserNotFound(_)
+        | SecurityError::UserExists(_)
+        | SecurityError::RoleNotFound(_)
+        | SecurityError::RoleExists(_) => codes::PARAMETER_INVALID,
+        SecurityError::Internal(_) => codes::UNEXPECTED,
+    }
+}
+
 /// A node's error as the Milvus API reports it: the core kinds exactly as standalone would
 /// (same text, same code), cluster conditions as [`ApiError::Cluster`].
 impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         match e {
+            ClusterError::Security(e) => ApiError::Security(e),
             e @ (ClusterError::Unavailable(_)
             | ClusterError::NotLeader { .. }
             | ClusterError::WrongTerm { .. }

@@ -24,6 +24,7 @@ pub mod node;
 pub mod proxy;
 pub mod querynode;
 pub mod rpc;
+pub mod security;
 pub mod session;
 pub mod standalone;
 pub mod streaming;

@@ -346,13 +346,22 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     engine.wait_ready(Some(&health)).await;
+    let proxy = Proxy::new(engine.backend().clone(), metrics.clone(), &cfg.security);
+    proxy
+        .bootstrap_security()
+        .await
+        .map_err(|e| ServeError::Server(format!("creating the root user: {e}")))?;
     health.ready.store(true, Ordering::SeqCst);
-    tracing::info!(addr = %grpc_addr, "Milvus gRPC listening; ready");
+    tracing::info!(
+        addr = %grpc_addr,
+        authorization = cfg.security.authorization_enabled,
+        "Milvus gRPC listening; ready"
+    );
 
     let health2 = health.clone();
     serve_milvus(
         grpc_listener,
-        Proxy::new(engine.backend().clone(), metrics.clone()),
+        proxy,
         cfg.grpc.max_message_bytes,
         async move {
             shutdown.await;

@@ -9,6 +9,9 @@ client.  Which server is chosen on the command line:
     --server=cluster      start a multi-process cluster with ``scripts/cluster up``: real
                           etcd and S3-compatible server, 2 coordinators, 2 streaming,
                           2 query, 1 data node and 2 proxies; the suite talks to proxy 1
+    --server=milvus       start the real Milvus server (PyPI ``milvus==2.3.5``, see
+                          requirements-milvus.txt and tools/milvus_server.py) on free
+                          ports: the reference for behaviour (and the auth tests)
     --server=milvus-lite  start ``python -m milvus_lite server`` (the pip package
                           milvus-lite, a Python reimplementation of the Milvus
                           server) on a free port: the reference the tests are
@@ -48,7 +51,7 @@ from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parents[2]
 
-SERVER_KINDS = ("ferrovus", "cluster", "milvus-lite")
+SERVER_KINDS = ("ferrovus", "cluster", "milvus-lite", "milvus")
 
 
 # --------------------------------------------------------------------------- options
@@ -123,14 +126,15 @@ def free_port() -> int:
 
 
 def grpc_ping(target: str, timeout: float = 1.0) -> bool:
-    """True when a Milvus gRPC service answers GetVersion at host:port."""
+    """True when a Milvus gRPC service answers GetVersion at host:port (a server with
+    authentication on answers UNAUTHENTICATED to this credential-less call: it answers)."""
     try:
         with grpc.insecure_channel(target) as ch:
             stub = milvus_pb2_grpc.MilvusServiceStub(ch)
             resp = stub.GetVersion(milvus_pb2.GetVersionRequest(), timeout=timeout)
             return resp.status.code == 0 and resp.status.error_code == 0
-    except grpc.RpcError:
-        return False
+    except grpc.RpcError as e:
+        return e.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
@@ -160,10 +164,12 @@ class ServerHandle:
         # milvus-lite serves gRPC only; it has no HTTP port at all.
         "http": {
             "milvus-lite": "milvus-lite has no HTTP endpoint (/healthz, /readyz, /metrics)",
+            "milvus": "Milvus' HTTP port speaks its own API (no /readyz, other metrics)",
             "external": "no --http-uri given for the external server",
         },
         "metrics": {
             "milvus-lite": "milvus-lite exports no Prometheus /metrics",
+            "milvus": "Milvus' metrics are not Ferrovus' metrics",
             "external": "no --http-uri given for the external server",
         },
         # milvus-lite exits on SIGTERM through Python's default handler (no graceful
@@ -171,13 +177,17 @@ class ServerHandle:
         # exit status 0 is a Ferrovus-only expectation.
         "graceful_sigterm_exit": {
             "milvus-lite": "milvus-lite has no SIGTERM handler (default action kills it, status -15)",
+            "milvus": "Milvus 2.3.5 ends with a Go panic on SIGTERM (status -6)",
             "external": "--uri points at a server this suite did not start",
         },
     }
 
     def __init__(self, kind: str, workdir: Path, uri: Optional[str] = None,
-                 http_uri: Optional[str] = None, flavor: Optional[str] = None) -> None:
+                 http_uri: Optional[str] = None, flavor: Optional[str] = None,
+                 env: Optional[dict[str, str]] = None) -> None:
         self.kind = kind
+        # extra environment of the started server (e.g. FERROVUS_SECURITY__* settings)
+        self.extra_env = dict(env or {})
         # which implementation answers: decides the expected failures (xfail_on)
         self.flavor = flavor or kind
         self.workdir = workdir
@@ -223,6 +233,7 @@ class ServerHandle:
 
     def _command(self) -> tuple[list[str], dict]:
         env = dict(os.environ)
+        env.update(self.extra_env)
         if self.kind == "ferrovus":
             binary = ferrovus_bin()
             if not binary.exists():
@@ -427,6 +438,47 @@ class ClusterHandle(ServerHandle):
             self._run("down")
 
 
+class MilvusHandle(ServerHandle):
+    """The real Milvus server from PyPI's ``milvus`` package (``tools/milvus_server.py``; install
+    it with ``pip install -r requirements-milvus.txt``): the reference the tests encode."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__("milvus", workdir)
+        sys.path.insert(0, str(Path(__file__).parent / "tools"))
+        from milvus_server import MilvusServer  # noqa: PLC0415
+
+        self.milvus = MilvusServer(workdir / "milvus")
+        self.log_path = self.milvus.log_path
+        self.running = False
+
+    @property
+    def uri(self) -> str:
+        return self.milvus.uri
+
+    def start(self, deadline_s: float = 180.0) -> None:
+        self.milvus.start(deadline_s=deadline_s)
+        self.running = True
+        self.starts += 1
+
+    def ensure_running(self) -> None:
+        if not self.running:
+            self.start()
+
+    def kill9(self) -> None:
+        self.milvus.stop()
+        self.start()
+
+    def terminate(self, timeout: float = 30.0) -> Optional[int]:
+        self.milvus.stop()
+        self.running = False
+        return 0
+
+    def shutdown(self) -> None:
+        if self.running:
+            self.milvus.stop()
+            self.running = False
+
+
 def require(server: ServerHandle, *features: str) -> None:
     """Skip the calling test when the server lacks one of the features."""
     for f in features:
@@ -446,6 +498,8 @@ def server(request, tmp_path_factory) -> ServerHandle:
         workdir = tmp_path_factory.mktemp(f"{kind}-server")
     if kind == "cluster":
         handle: ServerHandle = ClusterHandle(workdir)
+    elif kind == "milvus":
+        handle = MilvusHandle(workdir)
     else:
         handle = ServerHandle(kind, workdir, uri=config.getoption("--uri"),
                               http_uri=config.getoption("--http-uri"),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::role_api;
 use super::types::*;
+use crate::security::{SecurityOp, SecurityState};
 
 role_api! {
     /// Served by the leading coordinator; a standby answers `NotLeader` with the leader's address.
@@ -63,6 +64,13 @@ role_api! {
     /// Commit a channel checkpoint and the segments it sealed; refused unless `term` is the
     /// channel's current term and `node` its owner.
     fn commit_checkpoint(CommitCheckpointReq) -> ();
+
+    // ---- users, roles and grants ----
+    /// Apply one change (passwords arrive hashed); whether anything changed. The catalogue
+    /// version moves with every change.
+    fn security_op(SecurityOp) -> bool;
+    /// Every user (with its password hash), role and grant: what proxies check requests against.
+    fn security_state(Empty) -> SecurityState;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -2,6 +2,7 @@
 //! family's file (catalogue, channels, writes, reads).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::backend::LoadState;
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use crate::backend::{
     Backend, CollectionInfo, IndexInfo, ReplicaInfo, SegmentInfo, ServerIdentity, Totals,
 };
 use crate::error::ApiResult;
+use crate::security::{SecurityOp, SecurityState};
 
 #[async_trait]
 impl Backend for ClusterBackend {
@@ -202,6 +204,14 @@ impl Backend for ClusterBackend {
 
     async fn alloc_timestamp(&self) -> ApiResult<u64> {
         self.alloc_timestamp_impl().await
+    }
+
+    async fn security_op(&self, op: SecurityOp) -> ApiResult<bool> {
+        self.security_op_impl(op).await
+    }
+
+    async fn security_state(&self) -> ApiResult<Arc<SecurityState>> {
+        self.security_state_impl().await
     }
 
     /// Collections and their live rows and sealed segments (memory is held by other nodes and

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::api::{CollectionRecord, CollectionRoutes};
+use crate::security::SecurityState;
 
 /// The generation a fetch started in (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,8 @@ struct State {
     /// Collection names and aliases → record.
     records: HashMap<String, Arc<CollectionRecord>>,
     routes: HashMap<i64, Arc<CollectionRoutes>>,
+    /// Users, roles and grants (dropped with the records).
+    security: Option<Arc<SecurityState>>,
 }
 
 impl CatalogCache {
@@ -85,9 +88,24 @@ impl CatalogCache {
         }
     }
 
+    pub fn security(&self) -> Option<Arc<SecurityState>> {
+        self.inner.lock().security.clone()
+    }
+
+    /// Cache the security state fetched in records generation `since`, unless dropped meanwhile.
+    pub fn put_security(&self, since: Generation, state: Arc<SecurityState>) -> bool {
+        let mut st = self.inner.lock();
+        if st.records_gen != since.0 {
+            return false;
+        }
+        st.security = Some(state);
+        true
+    }
+
     /// Drop every record and every route.
     pub fn clear(&self) {
         let mut st = self.inner.lock();
+        st.security = None;
         st.records.clear();
         st.routes.clear();
         st.records_gen += 1;

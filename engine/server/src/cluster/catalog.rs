@@ -2,6 +2,7 @@
 //! indexes, loading, segments, replicas, timestamps.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::backend::LoadState;
 use ferrovus_core::CoreError;
@@ -20,6 +21,7 @@ use crate::backend::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::rpc::ClusterError;
+use crate::security::{SecurityOp, SecurityState};
 
 /// Milvus' only resource group.
 const RESOURCE_GROUP: &str = "__default_resource_group";
@@ -215,6 +217,22 @@ impl ClusterBackend {
             return Err(CoreError::CollectionNotLoaded(collection.to_string()).into());
         }
         Ok(p.percent.min(100))
+    }
+
+    pub(super) async fn security_op_impl(&self, op: SecurityOp) -> ApiResult<bool> {
+        self.ddl("security", self.coord().security_op(op)).await
+    }
+
+    /// The users, roles and grants, cached until the catalogue version moves (or this proxy
+    /// changed them).
+    pub(super) async fn security_state_impl(&self) -> ApiResult<Arc<SecurityState>> {
+        if let Some(s) = self.cache.security() {
+            return Ok(s);
+        }
+        let since = self.cache.records_generation();
+        let s = Arc::new(self.coord_outcome(self.coord().security_state(Empty {}).await)?);
+        self.cache.put_security(since, s.clone());
+        Ok(s)
     }
 
     pub(super) async fn create_alias_impl(&self, alias: &str, collection: &str) -> ApiResult<()> {

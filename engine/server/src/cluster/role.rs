@@ -89,7 +89,8 @@ impl Role for ProxyRole {
             addr: format!("{}:{}", cfg.grpc.listen, cfg.grpc.port),
             source,
         })?;
-        let proxy = Proxy::new(backend.clone(), ctx.metrics.clone());
+        let proxy = Proxy::new(backend.clone(), ctx.metrics.clone(), &cfg.security);
+        let bootstrap = proxy.clone();
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let max_message_bytes = cfg.grpc.max_message_bytes;
         let server = tokio::spawn(async move {
@@ -110,6 +111,13 @@ impl Role for ProxyRole {
         let b = backend.clone();
         let ready = tokio::spawn(async move {
             b.coordinator_reached().await;
+            // The root user must exist before anyone can log in (idempotent: every proxy tries).
+            let mut delay = std::time::Duration::from_millis(100);
+            while let Err(e) = bootstrap.bootstrap_security().await {
+                tracing::warn!(error = %e, "could not make sure the root user exists; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
             readiness.set_ready();
             tracing::info!("proxy ready: the coordinator answered");
         });

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{
     ChannelId, ChannelRoute, CollectionRecord, NodeId, SegmentRecord, SegmentState, TargetSegment,
 };
+use crate::security::SecurityState;
 
 pub const CATALOG_PREFIX: &str = "catalog/";
 const COLLECTIONS: &str = "catalog/collections/";
@@ -33,6 +34,8 @@ const SEGMENTS: &str = "catalog/segments/";
 const REPLICAS: &str = "catalog/replicas/";
 const DROPPED: &str = "catalog/dropped/";
 pub const VERSION_KEY: &str = "catalog/version";
+/// Users, roles and grants: one record (see [`crate::security`]).
+pub const SECURITY_KEY: &str = "catalog/security";
 
 /// etcd refuses transactions of more than 128 operations: batches stay below.
 pub const MAX_TXN_OPS: usize = 100;
@@ -220,6 +223,7 @@ pub struct Catalog {
     pub dropped: BTreeMap<i64, DroppedCollection>,
     /// Segment records of dropped collections, by collection.
     pub orphans: BTreeMap<i64, BTreeMap<i64, SegmentRecord>>,
+    pub security: Arc<SecurityState>,
     pub version: u64,
 }
 
@@ -270,6 +274,7 @@ enum Pending {
     Segment(SegmentRecord),
     Replica(ReplicaRecord),
     Dropped(DroppedCollection),
+    Security(SecurityState),
     Delete,
 }
 
@@ -431,6 +436,14 @@ impl Edit {
         self.cat.dropped.remove(&cid);
     }
 
+    /// Replace the users, roles and grants (proxies see it through the catalogue version).
+    pub fn put_security(&mut self, state: SecurityState) {
+        self.ops
+            .insert(SECURITY_KEY.into(), Pending::Security(state.clone()));
+        self.cat.security = Arc::new(state);
+        self.bump = true;
+    }
+
     /// The new catalogue and the operations that persist it.
     pub fn finish(mut self) -> Result<(Catalog, Vec<MetaOp>), CoreError> {
         if self.bump {
@@ -477,6 +490,10 @@ impl Edit {
                         key,
                         value: enc(serde_json::to_vec(r))?,
                     },
+                    Pending::Security(r) => MetaOp::Put {
+                        key,
+                        value: enc(serde_json::to_vec(r))?,
+                    },
                 })
             })
             .collect()
@@ -491,6 +508,7 @@ enum Entry {
     Segment(SegmentRecord),
     Replica(ReplicaRecord),
     Dropped(DroppedCollection),
+    Security(SecurityState),
     Version(u64),
 }
 
@@ -505,6 +523,8 @@ fn decode_entry(kv: &KeyValue) -> Result<Option<Entry>, CoreError> {
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| CoreError::corrupted(k, "not a version number"))?;
         Entry::Version(v)
+    } else if k == SECURITY_KEY {
+        Entry::Security(json(kv)?)
     } else if k.starts_with(COLLECTIONS) {
         Entry::Collection(json(kv)?)
     } else if k.starts_with(CHANNELS) {
@@ -600,6 +620,7 @@ impl CatalogLoader {
                     );
                 }
                 Entry::Version(v) => cat.version = *v,
+                Entry::Security(s) => cat.security = Arc::new(s.clone()),
                 Entry::Dropped(d) => {
                     cat.dropped.insert(d.collection_id, d.clone());
                 }

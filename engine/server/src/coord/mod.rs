@@ -57,6 +57,7 @@ mod query;
 mod reconcile;
 mod role;
 mod runtime;
+mod security;
 mod streaming;
 mod tasks;
 mod views;
@@ -330,4 +331,6 @@ to_leader! {
     data_sync(DataSyncReq) -> DataSyncResp;
     open_channel(ChannelTermReq) -> OpenChannelResp;
     commit_checkpoint(CommitCheckpointReq) -> ();
+    security_op(crate::security::SecurityOp) -> bool;
+    security_state(Empty) -> crate::security::SecurityState;
 }

@@ -14,11 +14,13 @@ mod admin;
 mod aliases;
 mod collections;
 mod dml;
+mod guard;
 mod indexes;
 mod loading;
 mod partitions;
 mod read;
 mod server;
+mod users;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -31,8 +33,10 @@ use futures::FutureExt;
 use tonic::{Request, Response};
 
 use crate::backend::Backend;
+use crate::config::SecurityConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+use crate::security::SecurityError;
 
 pub use admin::PROTOCOL_VERSION;
 pub use server::{bind_milvus, serve_milvus};
@@ -42,6 +46,7 @@ pub struct Proxy {
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
     started: u64,
+    guard: Arc<guard::Guard>,
 }
 
 /// A Milvus response: every one carries a `Status` (or is one).
@@ -89,10 +94,18 @@ replies!(
     AllocTimestampResponse,
     ListDatabasesResponse,
     DescribeDatabaseResponse,
+    ListCredUsersResponse,
+    SelectRoleResponse,
+    SelectUserResponse,
+    SelectGrantResponse,
 );
 
 impl Proxy {
-    pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+        security: &SecurityConfig,
+    ) -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -101,6 +114,7 @@ impl Proxy {
             backend,
             metrics,
             started,
+            guard: Arc::new(guard::Guard::new(security)),
         }
     }
 
@@ -144,10 +158,20 @@ impl Proxy {
         self.metrics.observe(method, code, start.elapsed());
         Ok(Response::new(reply))
     }
+
+    /// A request the guard refused: counted under its Milvus code, answered as the gRPC error
+    /// Milvus answers with.
+    fn refuse(&self, method: &'static str, e: &SecurityError, start: Instant) -> tonic::Status {
+        tracing::debug!(method, error = %e, "request refused");
+        self.metrics
+            .observe(method, crate::error::security_code(e), start.elapsed());
+        guard::to_grpc(e)
+    }
 }
 
 /// `rpc(Request) -> Response = "MetricName" => family;` routes the RPC `rpc` to the handler
-/// `family::rpc(&Proxy, Request) -> ApiResult<Response>`, run under [`Proxy::run`].
+/// `family::rpc(&Proxy, Request) -> ApiResult<Response>`, run under [`Proxy::run`] as the caller
+/// the guard authenticated (and only if the guard lets it through).
 macro_rules! milvus_service {
     ($($rpc:ident($req:ty) -> $resp:ty = $name:literal => $family:ident;)*) => {
         #[tonic::async_trait]
@@ -157,7 +181,13 @@ macro_rules! milvus_service {
                     &self,
                     request: Request<$req>,
                 ) -> Result<Response<$resp>, tonic::Status> {
-                    self.run($name, $family::$rpc(self, request.into_inner())).await
+                    let start = Instant::now();
+                    let (meta, _, req) = request.into_parts();
+                    let user = match self.authorize(&meta, &req).await {
+                        Ok(user) => user,
+                        Err(e) => return Err(self.refuse($name, &e, start)),
+                    };
+                    self.run($name, guard::as_caller(user, $family::$rpc(self, req))).await
                 }
             )*
         }
@@ -222,6 +252,19 @@ milvus_service! {
     search(SearchRequest) -> SearchResults = "Search" => read;
     hybrid_search(HybridSearchRequest) -> SearchResults = "HybridSearch" => read;
     query(QueryRequest) -> QueryResults = "Query" => read;
+
+    create_credential(CreateCredentialRequest) -> Status = "CreateCredential" => users;
+    update_credential(UpdateCredentialRequest) -> Status = "UpdateCredential" => users;
+    delete_credential(DeleteCredentialRequest) -> Status = "DeleteCredential" => users;
+    list_cred_users(ListCredUsersRequest) -> ListCredUsersResponse = "ListCredUsers" => users;
+    create_role(CreateRoleRequest) -> Status = "CreateRole" => users;
+    drop_role(DropRoleRequest) -> Status = "DropRole" => users;
+    operate_user_role(OperateUserRoleRequest) -> Status = "OperateUserRole" => users;
+    select_role(SelectRoleRequest) -> SelectRoleResponse = "SelectRole" => users;
+    select_user(SelectUserRequest) -> SelectUserResponse = "SelectUser" => users;
+    operate_privilege(OperatePrivilegeRequest) -> Status = "OperatePrivilege" => users;
+    operate_privilege_v2(OperatePrivilegeV2Request) -> Status = "OperatePrivilegeV2" => users;
+    select_grant(SelectGrantRequest) -> SelectGrantResponse = "SelectGrant" => users;
 }
 
 #[cfg(test)]
@@ -243,7 +286,14 @@ mod tests {
         )
         .await
         .unwrap();
-        (Proxy::new(engine.backend().clone(), metrics), engine)
+        (
+            Proxy::new(
+                engine.backend().clone(),
+                metrics,
+                &crate::config::SecurityConfig::default(),
+            ),
+            engine,
+        )
     }
 
     #[tokio::test]
@@ -334,5 +384,119 @@ mod tests {
         let st = resp.status.unwrap();
         assert_eq!(st.code, ferrovus_proto::codes::UNIMPLEMENTED);
         assert_eq!(st.reason, "HybridSearch is not implemented by Ferrovus yet");
+    }
+
+    fn login<T>(body: T, user: &str, password: &str) -> Request<T> {
+        let mut r = Request::new(body);
+        let token = crate::security::credentials::encode(user, password);
+        r.metadata_mut()
+            .insert("authorization", token.parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn with_authorization_on_requests_need_a_login_and_a_privilege() {
+        use base64::Engine as _;
+        let (open, _engine) = proxy().await;
+        let cfg = crate::config::SecurityConfig {
+            authorization_enabled: true,
+            root_password: crate::config::Secret("Milvus".into()),
+        };
+        let p = Proxy::new(open.backend.clone(), open.metrics.clone(), &cfg);
+        p.bootstrap_security().await.unwrap();
+        p.bootstrap_security().await.unwrap(); // idempotent
+
+        let e = p
+            .show_collections(Request::new(ShowCollectionsRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+        let e = p
+            .show_collections(login(ShowCollectionsRequest::default(), "root", "nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(e.message().contains("root"), "{}", e.message());
+        let ok = p
+            .show_collections(login(ShowCollectionsRequest::default(), "root", "Milvus"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(status::is_success(ok.status.as_ref().unwrap()));
+
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let st = p
+            .create_credential(login(
+                CreateCredentialRequest {
+                    username: "alice".into(),
+                    password: b64("alice_pw1"),
+                    ..Default::default()
+                },
+                "root",
+                "Milvus",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(status::is_success(&st), "{st:?}");
+        // The stored form is a salted hash, never the password.
+        let state = p.backend.security_state().await.unwrap();
+        let hash = &state.users["alice"].password_hash;
+        assert!(hash.starts_with("$argon2id$") && !hash.contains("alice_pw1"));
+
+        // A plain user may describe (public) but not search, and the refusal names it all.
+        let st = p
+            .has_collection(login(
+                HasCollectionRequest {
+                    collection_name: "c".into(),
+                    ..Default::default()
+                },
+                "alice",
+                "alice_pw1",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(status::is_success(st.status.as_ref().unwrap()));
+        let e = p
+            .search(login(
+                SearchRequest {
+                    collection_name: "c".into(),
+                    ..Default::default()
+                },
+                "alice",
+                "alice_pw1",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        let m = e.message();
+        assert!(
+            m.contains("alice") && m.contains("Search") && m.contains("`c`"),
+            "{m}"
+        );
+        // A bad name is refused with the field named.
+        let st = p
+            .create_credential(login(
+                CreateCredentialRequest {
+                    username: "9lives".into(),
+                    password: b64("alice_pw1"),
+                    ..Default::default()
+                },
+                "root",
+                "Milvus",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(st.code, ferrovus_proto::codes::PARAMETER_INVALID);
+        assert!(
+            st.reason.contains("username") && st.reason.contains("9lives"),
+            "{}",
+            st.reason
+        );
+        let text = p.metrics.render();
+        assert!(text.contains("method=\"Search\",code=\"1401\""), "{text}");
+        assert!(text.contains("code=\"1400\""), "{text}");
     }
 }

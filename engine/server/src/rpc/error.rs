@@ -80,6 +80,9 @@ pub enum ClusterError {
     Corrupted { what: String, message: String },
     #[error("storage error: {0}")]
     Storage(String),
+    /// A refused user, role or grant operation (same text as the proxy reports).
+    #[error("{0}")]
+    Security(crate::security::SecurityError),
 }
 
 /// [`ExprError`] in a serialisable form (same variants and fields).
@@ -231,6 +234,7 @@ impl ClusterError {
             | ClusterError::Internal(_)
             | ClusterError::Corrupted { .. }
             | ClusterError::Storage(_) => codes::UNEXPECTED,
+            ClusterError::Security(e) => crate::error::security_code(e),
         }
     }
 }
@@ -306,7 +310,8 @@ impl From<ClusterError> for CoreError {
             ClusterError::NotFound(s) => CoreError::NotFound(s),
             ClusterError::Conflict(s) => CoreError::Conflict(s),
             ClusterError::Internal(s) => CoreError::Internal(s),
-            e @ (ClusterError::Unavailable(_)
+            e @ (ClusterError::Security(_)
+            | ClusterError::Unavailable(_)
             | ClusterError::NotLeader { .. }
             | ClusterError::WrongTerm { .. }
             | ClusterError::NotServing(_)

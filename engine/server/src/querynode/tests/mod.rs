@@ -631,6 +631,15 @@ impl CoordApi for FakeCoord {
     async fn commit_checkpoint(&self, _: CommitCheckpointReq) -> Result<(), ClusterError> {
         unknown("coord.commit_checkpoint")
     }
+    async fn security_op(&self, _: crate::security::SecurityOp) -> Result<bool, ClusterError> {
+        unknown("coord.security_op")
+    }
+    async fn security_state(
+        &self,
+        _: Empty,
+    ) -> Result<crate::security::SecurityState, ClusterError> {
+        unknown("coord.security_state")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

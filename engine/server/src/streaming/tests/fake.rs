@@ -550,6 +550,15 @@ impl CoordApi for FakeCoord {
             ))),
         }
     }
+    async fn security_op(&self, _: crate::security::SecurityOp) -> Result<bool, ClusterError> {
+        Err(not_here("security_op"))
+    }
+    async fn security_state(
+        &self,
+        _: Empty,
+    ) -> Result<crate::security::SecurityState, ClusterError> {
+        Err(not_here("security_state"))
+    }
 }
 
 /// The coordinator of a test; no other node is reachable.

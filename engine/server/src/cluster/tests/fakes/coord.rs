@@ -24,6 +24,7 @@ pub const STREAMING_NODE: NodeId = 1;
 #[derive(Debug, Default)]
 struct CoordState {
     collections: BTreeMap<i64, CollectionRecord>,
+    security: crate::security::SecurityState,
     next_id: i64,
     ts: u64,
     next_auto_id: i64,
@@ -465,5 +466,13 @@ impl CoordApi for FakeCoord {
     }
     async fn commit_checkpoint(&self, _: CommitCheckpointReq) -> Result<()> {
         unknown("coord.commit_checkpoint")
+    }
+    async fn security_op(&self, op: crate::security::SecurityOp) -> Result<bool> {
+        self.called("security_op");
+        self.change(|st| st.security.apply(op).map_err(ClusterError::Security))
+    }
+    async fn security_state(&self, _: Empty) -> Result<crate::security::SecurityState> {
+        self.called("security_state");
+        Ok(self.state.lock().security.clone())
     }
 }
