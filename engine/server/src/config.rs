@@ -95,6 +95,12 @@ pub struct ClusterConfig {
     /// On SIGTERM: how long the role may take to hand off its work, and then how long in-flight
     /// internal RPCs may take, each (below Kubernetes' default 30 s grace period).
     pub shutdown_grace_ms: u64,
+    /// Shared secret of the cluster's roles (`FERROVUS_CLUSTER__SECRET`, from a Kubernetes
+    /// Secret): every internal call carries it and every internal server refuses a call without
+    /// it, so a process that can reach an internal port but does not hold the secret cannot act
+    /// as a coordinator, write a log or read a segment. Unset: internal calls are not
+    /// authenticated (fine on a private network or in one process).
+    pub secret: Option<Secret>,
 }
 
 impl Default for ClusterConfig {
@@ -108,6 +114,7 @@ impl Default for ClusterConfig {
             rpc_timeout_ms: 30_000,
             rpc_connect_timeout_ms: 3000,
             shutdown_grace_ms: 10_000,
+            secret: None,
         }
     }
 }
@@ -695,8 +702,17 @@ impl Config {
     pub fn rpc_server_config(&self) -> RpcServerConfig {
         RpcServerConfig {
             max_message_bytes: self.grpc.max_message_bytes,
+            secret: self.cluster_secret(),
             ..RpcServerConfig::default()
         }
+    }
+
+    fn cluster_secret(&self) -> Option<std::sync::Arc<str>> {
+        self.cluster
+            .secret
+            .as_ref()
+            .filter(|s| !s.expose().is_empty())
+            .map(|s| s.expose().into())
     }
 
     pub fn rpc_client_config(&self) -> RpcClientConfig {
@@ -704,6 +720,7 @@ impl Config {
             timeout: Duration::from_millis(self.cluster.rpc_timeout_ms),
             connect_timeout: Duration::from_millis(self.cluster.rpc_connect_timeout_ms),
             max_message_bytes: self.grpc.max_message_bytes,
+            secret: self.cluster_secret(),
         }
     }
 
@@ -712,6 +729,10 @@ impl Config {
         let mut c = self.clone();
         if c.storage.s3.secret_access_key.is_some() {
             c.storage.s3.secret_access_key = Some("<redacted>".into());
+        }
+        c.security.root_password = Secret("<redacted>".into());
+        if c.cluster.secret.is_some() {
+            c.cluster.secret = Some(Secret("<redacted>".into()));
         }
         serde_yaml_ng::to_string(&c).unwrap_or_default()
     }
@@ -1024,7 +1045,11 @@ mod tests {
     fn secrets_are_redacted() {
         let mut c = Config::default();
         c.storage.s3.secret_access_key = Some("hunter2".into());
+        c.security.root_password = Secret("rootpw-42".into());
+        c.cluster.secret = Some(Secret("shared-77".into()));
         let y = c.redacted_yaml();
         assert!(!y.contains("hunter2") && y.contains("<redacted>"));
+        assert!(!y.contains("rootpw-42") && !y.contains("shared-77"), "{y}");
+        assert!(!format!("{c:?}").contains("rootpw-42"));
     }
 }

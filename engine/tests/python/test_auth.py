@@ -25,9 +25,12 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from conftest import ServerHandle, _chosen_kind
 
 ROOT_PASSWORD = "Milvus"  # Milvus' default root password (common.security.defaultRootPassword)
+CLUSTER_SECRET = f"cluster-secret-{uuid.uuid4().hex}"
 AUTH_ENV = {
     "FERROVUS_SECURITY__AUTHORIZATION_ENABLED": "true",
     "FERROVUS_SECURITY__ROOT_PASSWORD": ROOT_PASSWORD,
+    # role-to-role calls carry the cluster's shared secret (ignored by standalone)
+    "FERROVUS_CLUSTER__SECRET": CLUSTER_SECRET,
 }
 DIM = 4
 
@@ -35,8 +38,9 @@ DIM = 4
 class Secure:
     """A server with authorisation on: ``uris`` are its proxies (one, or two in a cluster)."""
 
-    def __init__(self, kind: str, uris: list[str], stop) -> None:
+    def __init__(self, kind: str, uris: list[str], stop, cluster=None) -> None:
         self.kind = kind
+        self.cluster = cluster
         self.uris = uris
         self.uri = uris[0]
         self._stop = stop
@@ -103,7 +107,7 @@ def secure(request, tmp_path_factory) -> Secure:
 
         c = OwnCluster(workdir / "cluster", AUTH_ENV, coordinators=1, streaming=1, query=1,
                        data=1, proxies=2).up()
-        s = Secure(kind, [c.uri("proxy-1"), c.uri("proxy-2")], c.down)
+        s = Secure(kind, [c.uri("proxy-1"), c.uri("proxy-2")], c.down, cluster=c)
     elif kind == "milvus":
         sys.path.insert(0, str(Path(__file__).parent / "tools"))
         from milvus_server import MilvusServer  # noqa: PLC0415
@@ -422,3 +426,34 @@ def test_changes_reach_every_proxy(secure):
         secure.login(name, "proxy_pw2", uri=secure.uris[1]).list_collections()
     finally:
         root.drop_user(name)
+
+
+# ------------------------------------------------------------------------- internal ports
+
+
+def _internal_call(port: int, method: str, metadata=()) -> bytes:
+    """One raw call of Ferrovus' internal RPC (``ferrovus.internal.Node/Call``, a Frame with the
+    method name and an empty body)."""
+    name = method.encode()
+    frame = b"\x0a" + bytes([len(name)]) + name
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        call = ch.unary_unary("/ferrovus.internal.Node/Call",
+                              request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        return call(frame, metadata=metadata, timeout=10)
+
+
+def test_internal_ports_refuse_callers_without_the_cluster_secret(secure):
+    if secure.kind != "cluster":
+        pytest.skip("only a cluster has internal ports")
+    procs = secure.cluster.state()["procs"]
+    for name in ("coordinator-1", "streaming-1", "query-1", "data-1"):
+        port = procs[name]["grpc_port"]
+        for metadata in [(), (("x-ferrovus-cluster-secret", "a-guess"),)]:
+            with pytest.raises(grpc.RpcError) as info:
+                _internal_call(port, "node.info", metadata)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, (name, info.value)
+            assert "secret" in (info.value.details() or ""), info.value.details()
+        # With the secret the same call is answered.
+        assert _internal_call(port, "node.info", (("x-ferrovus-cluster-secret", CLUSTER_SECRET),))
+    # The cluster kept working.
+    assert isinstance(secure.root().list_collections(), list)

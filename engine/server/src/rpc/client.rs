@@ -23,6 +23,8 @@ pub struct RpcClientConfig {
     pub connect_timeout: Duration,
     /// Largest request or response frame.
     pub max_message_bytes: usize,
+    /// The cluster secret sent with every call (see [`super::SECRET_HEADER`]).
+    pub secret: Option<Arc<str>>,
 }
 
 impl Default for RpcClientConfig {
@@ -31,6 +33,7 @@ impl Default for RpcClientConfig {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(3),
             max_message_bytes: 64 * 1024 * 1024,
+            secret: None,
         }
     }
 }
@@ -42,6 +45,7 @@ pub struct RpcClient {
     addr: Arc<str>,
     inner: NodeClient<Channel>,
     timeout: Duration,
+    secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl RpcClient {
@@ -64,10 +68,20 @@ impl RpcClient {
         let inner = NodeClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(config.max_message_bytes)
             .max_encoding_message_size(config.max_message_bytes);
+        let secret = match &config.secret {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|_| {
+                ClusterError::invalid(
+                    "cluster.secret",
+                    "the cluster secret must be printable ASCII",
+                )
+            })?),
+        };
         Ok(RpcClient {
             addr: addr.into(),
             inner,
             timeout: config.timeout,
+            secret,
         })
     }
 
@@ -105,6 +119,11 @@ impl RpcClient {
             error: false,
         });
         request.set_timeout(timeout);
+        if let Some(secret) = &self.secret {
+            request
+                .metadata_mut()
+                .insert(super::SECRET_HEADER, secret.clone());
+        }
         let mut client = self.inner.clone();
         let frame = match tokio::time::timeout(timeout, client.call(request)).await {
             Err(_) => {
@@ -146,6 +165,9 @@ impl RpcClient {
                 "{} does not serve the internal RPC service ({what})",
                 self.addr
             )),
+            Code::Unauthenticated => {
+                ClusterError::Internal(format!("{what}: set the same cluster.secret on every role"))
+            }
             _ => ClusterError::Internal(format!("{what} ({:?})", status.code())),
         }
     }

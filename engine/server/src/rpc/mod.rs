@@ -33,6 +33,9 @@ use serde::de::DeserializeOwned;
 /// Built-in method every role process serves: answers the process's [`NodeInfo`].
 pub const NODE_INFO: &str = "node.info";
 
+/// The metadata key of the cluster secret on internal calls (`cluster.secret`).
+pub const SECRET_HEADER: &str = "x-ferrovus-cluster-secret";
+
 /// Answer of [`NODE_INFO`]: who is listening at this address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NodeInfo {

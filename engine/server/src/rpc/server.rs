@@ -29,6 +29,9 @@ pub struct RpcServerConfig {
     pub max_message_bytes: usize,
     /// HTTP/2 pings on idle connections, so a vanished client's connection is dropped.
     pub http2_keepalive_interval: Duration,
+    /// The cluster secret callers must present (see [`super::SECRET_HEADER`]); `None` accepts
+    /// every caller.
+    pub secret: Option<Arc<str>>,
 }
 
 impl Default for RpcServerConfig {
@@ -36,6 +39,7 @@ impl Default for RpcServerConfig {
         RpcServerConfig {
             max_message_bytes: 64 * 1024 * 1024,
             http2_keepalive_interval: Duration::from_secs(30),
+            secret: None,
         }
     }
 }
@@ -139,6 +143,7 @@ impl RpcServer {
         self.check()?;
         let service = NodeServer::new(NodeService {
             handlers: Arc::new(self.handlers),
+            secret: self.config.secret.clone(),
         })
         .max_decoding_message_size(self.config.max_message_bytes)
         .max_encoding_message_size(self.config.max_message_bytes);
@@ -214,6 +219,17 @@ impl Drop for RunningRpcServer {
 
 struct NodeService {
     handlers: Arc<HashMap<String, Handler>>,
+    secret: Option<Arc<str>>,
+}
+
+/// Whether `presented` is `secret`, in time independent of where they differ.
+fn same_secret(secret: &str, presented: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(secret.as_bytes()), Sha256::digest(presented));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[tonic::async_trait]
@@ -222,6 +238,20 @@ impl Node for NodeService {
         &self,
         request: tonic::Request<Frame>,
     ) -> Result<tonic::Response<Frame>, tonic::Status> {
+        if let Some(secret) = &self.secret {
+            let presented = request.metadata().get(super::SECRET_HEADER);
+            if !presented.is_some_and(|p| same_secret(secret, p.as_bytes())) {
+                let from = request
+                    .remote_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let method = &request.get_ref().method;
+                tracing::warn!(%from, %method, "refused an internal call without the cluster secret");
+                return Err(tonic::Status::unauthenticated(format!(
+                    "internal call {method} refused: it does not carry this cluster's secret"
+                )));
+            }
+        }
         let Frame { method, body, .. } = request.into_inner();
         let result = match self.handlers.get(&method) {
             Some(handler) => handler(body).await,

@@ -86,6 +86,7 @@ fn client(addr: std::net::SocketAddr) -> RpcClient {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             max_message_bytes: 64 * 1024 * 1024,
+            secret: None,
         },
     )
     .unwrap()
@@ -373,5 +374,51 @@ async fn the_pool_shares_one_client_per_address() {
         pool.get("http://x:1/"),
         Err(ClusterError::InvalidArgument { .. })
     ));
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cluster_secret_is_required_of_every_caller() {
+    let mut s = RpcServer::new(RpcServerConfig {
+        secret: Some("s3cret-of-this-cluster".into()),
+        ..RpcServerConfig::default()
+    });
+    s.handle("test.echo", |r: EchoReq| async move {
+        Ok(EchoResp {
+            len: 0,
+            text: r.text,
+            n: r.n,
+            vectors: vec![],
+        })
+    });
+    let server = s.spawn(listener().await).unwrap();
+    let addr = server.local_addr().to_string();
+    let with = |secret: Option<&str>| {
+        RpcClient::new(
+            &addr,
+            &RpcClientConfig {
+                secret: secret.map(Into::into),
+                ..RpcClientConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let ok: EchoResp = with(Some("s3cret-of-this-cluster"))
+        .call("test.echo", &req("hi", 1))
+        .await
+        .unwrap();
+    assert_eq!(ok.text, "hi");
+    for bad in [None, Some("guess"), Some("s3cret-of-this-cluster ")] {
+        let e = with(bad)
+            .call::<_, EchoResp>("test.echo", &req("hi", 1))
+            .await
+            .unwrap_err();
+        assert!(!e.is_retriable(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("cluster") && text.contains("secret") && text.contains("test.echo"),
+            "{text}"
+        );
+    }
     server.shutdown(Duration::from_secs(5)).await.unwrap();
 }
