@@ -298,11 +298,16 @@ impl Default for ProxyConfig {
 ///   password when the database first starts with no users; afterwards change it with
 ///   `update_password`. Set it from a secret (`FERROVUS_SECURITY__ROOT_PASSWORD`), never in a
 ///   config file that others can read; it is never logged.
+/// * `tls_mode` (`common.security.tlsMode`): TLS on the Milvus gRPC port — 0 none, 1 one-way
+///   (the server presents `tls.server_pem_path` + `tls.server_key_path`), 2 mutual (clients must
+///   also present a certificate signed by `tls.ca_pem_path`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     pub authorization_enabled: bool,
     pub root_password: Secret,
+    pub tls_mode: u8,
+    pub tls: TlsPaths,
 }
 
 impl Default for SecurityConfig {
@@ -310,8 +315,20 @@ impl Default for SecurityConfig {
         SecurityConfig {
             authorization_enabled: false,
             root_password: Secret("Milvus".into()),
+            tls_mode: 0,
+            tls: TlsPaths::default(),
         }
     }
+}
+
+/// PEM files of the Milvus port's TLS (Milvus' `tls.serverPemPath`, `tls.serverKeyPath`,
+/// `tls.caPemPath`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsPaths {
+    pub server_pem_path: Option<PathBuf>,
+    pub server_key_path: Option<PathBuf>,
+    pub ca_pem_path: Option<PathBuf>,
 }
 
 /// A configured secret: shown as `***` by `Debug`, so a logged config does not leak it.

@@ -20,7 +20,7 @@ use crate::coord::import::import_single_process_catalogue;
 use crate::datanode::DataNode;
 use crate::http::{Health, router};
 use crate::metrics::Metrics;
-use crate::proxy::{Proxy, bind_milvus, serve_milvus};
+use crate::proxy::{Proxy, bind_milvus, milvus_tls, serve_milvus};
 use crate::querynode::QueryNode;
 use crate::rpc::ClusterError;
 use crate::session::{
@@ -337,6 +337,7 @@ pub async fn run(
     });
     tracing::info!(addr = %http_addr, "HTTP health/metrics listening");
 
+    let tls = milvus_tls(&cfg.security)?;
     let (meta, objects) = open_stores(&cfg).await?;
     let engine = Engine::start(&cfg, meta, objects, &metrics).await?;
 
@@ -363,6 +364,7 @@ pub async fn run(
         grpc_listener,
         proxy,
         cfg.grpc.max_message_bytes,
+        tls,
         async move {
             shutdown.await;
             health2.stopping.store(true, Ordering::SeqCst);

@@ -14,7 +14,7 @@ use super::{ClusterBackend, ClusterBackendConfig};
 use crate::api::RemoteNodes;
 use crate::backend::ServerIdentity;
 use crate::node::{NodeError, Role, RoleContext, RoleKind, StopReason};
-use crate::proxy::{Proxy, bind_milvus, serve_milvus};
+use crate::proxy::{Proxy, bind_milvus, milvus_tls, serve_milvus};
 use crate::standalone::ServeError;
 
 /// The proxy role process; see the module docs.
@@ -84,6 +84,7 @@ impl Role for ProxyRole {
         backend.metrics().register(&ctx.metrics);
         backend.watch_catalog();
 
+        let tls = milvus_tls(&cfg.security)?;
         let listener = bind_milvus(&cfg.grpc).await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind {
             addr: format!("{}:{}", cfg.grpc.listen, cfg.grpc.port),
@@ -94,7 +95,7 @@ impl Role for ProxyRole {
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let max_message_bytes = cfg.grpc.max_message_bytes;
         let server = tokio::spawn(async move {
-            let r = serve_milvus(listener, proxy, max_message_bytes, async move {
+            let r = serve_milvus(listener, proxy, max_message_bytes, tls, async move {
                 let _ = stopped.await;
             })
             .await;

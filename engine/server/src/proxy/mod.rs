@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::security::SecurityError;
 
 pub use admin::PROTOCOL_VERSION;
-pub use server::{bind_milvus, serve_milvus};
+pub use server::{bind_milvus, milvus_tls, serve_milvus};
 
 #[derive(Clone)]
 pub struct Proxy {

@@ -9,10 +9,48 @@ use std::time::Duration;
 
 use ferrovus_proto::MilvusServiceServer;
 use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use super::Proxy;
-use crate::config::GrpcConfig;
+use crate::config::{GrpcConfig, SecurityConfig};
 use crate::standalone::ServeError;
+
+/// The Milvus port's TLS from `security.tls_mode` and `security.tls.*` (read now, so a missing
+/// file stops the start with its key and path named); `None` for mode 0.
+pub fn milvus_tls(cfg: &SecurityConfig) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let read = |key: &str, path: &Option<std::path::PathBuf>| {
+        let path = path.as_ref().ok_or_else(|| {
+            ServeError::Server(format!(
+                "security.tls_mode {} needs security.tls.{key}",
+                cfg.tls_mode
+            ))
+        })?;
+        std::fs::read(path).map_err(|e| {
+            ServeError::Server(format!(
+                "security.tls.{key}: cannot read {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    match cfg.tls_mode {
+        0 => Ok(None),
+        mode @ (1 | 2) => {
+            let cert = read("server_pem_path", &cfg.tls.server_pem_path)?;
+            let key = read("server_key_path", &cfg.tls.server_key_path)?;
+            let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+            if mode == 2 {
+                let ca = read("ca_pem_path", &cfg.tls.ca_pem_path)?;
+                tls = tls
+                    .client_ca_root(Certificate::from_pem(ca))
+                    .client_auth_optional(false);
+            }
+            Ok(Some(tls))
+        }
+        other => Err(ServeError::Server(format!(
+            "security.tls_mode must be 0 (off), 1 (one-way) or 2 (mutual), got {other}"
+        ))),
+    }
+}
 
 /// Bind the Milvus port `grpc.listen:grpc.port`.
 pub async fn bind_milvus(cfg: &GrpcConfig) -> Result<TcpListener, ServeError> {
@@ -35,6 +73,7 @@ pub async fn serve_milvus(
     listener: TcpListener,
     proxy: Proxy,
     max_message_bytes: usize,
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let service = MilvusServiceServer::new(proxy)
@@ -43,7 +82,13 @@ pub async fn serve_milvus(
     // serve_with_incoming ignores Server::tcp_nodelay; set it on the accepted sockets, or every
     // reply waits ~40 ms for Nagle + delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServeError::Server(format!("TLS of the Milvus port: {e}")))?;
+    }
+    builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
         .layer(tower::util::MapResponseLayer::new(
