@@ -256,7 +256,11 @@ impl<'a> Reconciler<'a> {
         if let Some(problem) = self.check_secrets().await? {
             return self.degraded(Reason::MissingSecret, problem).await;
         }
+        if let Some(problem) = self.check_security_secrets().await? {
+            return self.degraded(Reason::MissingSecret, problem).await;
+        }
         self.ensure_object_store_secret().await?;
+        self.ensure_cluster_secret().await?;
 
         let outcome = match self.walk(&planned).await {
             Ok(o) => o,

@@ -41,6 +41,13 @@ pub fn object_store_secret_name(cluster: &str) -> String {
     format!("{cluster}-{OBJECT_STORE}")
 }
 
+/// The generated Secret (key [`CLUSTER_SECRET_KEY`]) every engine pod presents on internal calls.
+pub fn cluster_secret_name(cluster: &str) -> String {
+    format!("{cluster}-cluster-secret")
+}
+
+pub const CLUSTER_SECRET_KEY: &str = "secret";
+
 /// etcd endpoints given to the engine.
 pub fn etcd_endpoints(spec: &MilvusClusterSpec, cluster: &str, namespace: &str) -> Vec<String> {
     let etcd = spec.etcd();

@@ -23,7 +23,10 @@ use sha2::{Digest, Sha256};
 use crate::crd::{MilvusCluster, Role, image_tag};
 
 pub use config::{CONFIG_FILE, deep_merge, engine_config};
-pub use deps::{ETCD_CLIENT_PORT, OBJECT_STORE_PORT, etcd_endpoints, object_store_secret_name};
+pub use deps::{
+    CLUSTER_SECRET_KEY, ETCD_CLIENT_PORT, OBJECT_STORE_PORT, cluster_secret_name, etcd_endpoints,
+    object_store_secret_name,
+};
 pub use workloads::{DATA_DIR, GRPC_PORT, HTTP_PORT, INTERNAL_GRPC_PORT};
 
 /// Field manager used for every server-side apply.
@@ -339,6 +342,20 @@ pub fn validate_spec(spec: &crate::crd::MilvusClusterSpec) -> Result<(), String>
         if ext.secret_ref.name.trim().is_empty() {
             return Err("spec.dependencies.storage.external.secretRef.name is empty".into());
         }
+    }
+    if let Some(a) = spec
+        .security
+        .as_ref()
+        .and_then(|s| s.authorization.as_ref())
+        && a.enabled
+        && a.root_password_secret
+            .as_ref()
+            .is_none_or(|r| r.name.trim().is_empty())
+    {
+        return Err(
+            "spec.security.authorization.enabled needs rootPasswordSecret.name (a Secret with the root user's initial password)"
+                .into(),
+        );
     }
     for role in Role::ORDER {
         let c = spec.component(role);

@@ -558,6 +558,60 @@ fn invalid_inputs_are_errors_not_panics() {
     let mut mc = minimal();
     mc.spec.config = Some(json!(["not", "a", "map"]));
     assert!(matches!(build(&mc), Err(BuildError::InvalidSpec(_))));
+    // authorisation without a root password Secret names the missing field
+    let mut mc = minimal();
+    mc.spec.security = Some(crate::crd::Security {
+        authorization: Some(crate::crd::Authorization {
+            enabled: true,
+            root_password_secret: None,
+        }),
+        tls: None,
+    });
+    match build(&mc) {
+        Err(BuildError::InvalidSpec(m)) => assert!(m.contains("rootPasswordSecret"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn security_reaches_the_engine_pods() {
+    let objs = build(&example("production")).unwrap();
+    let env_of = |name: &str| {
+        let v = find(&objs, "StatefulSet", name)
+            .or_else(|| find(&objs, "Deployment", name))
+            .unwrap()
+            .to_json();
+        v["spec"]["template"]["spec"]["containers"][0]["env"].clone()
+    };
+    let has = |env: &serde_json::Value, var: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == json!(var))
+    };
+    let proxy = env_of("prod-proxy");
+    let query = env_of("prod-query");
+    for env in [&proxy, &query] {
+        assert!(has(env, "FERROVUS_CLUSTER__SECRET"));
+        assert!(has(env, "FERROVUS_SECURITY__AUTHORIZATION_ENABLED"));
+    }
+    // the root password and TLS only where they are used, and never as a literal value
+    assert!(has(&proxy, "FERROVUS_SECURITY__ROOT_PASSWORD"));
+    assert!(!has(&query, "FERROVUS_SECURITY__ROOT_PASSWORD"));
+    assert!(
+        has(&proxy, "FERROVUS_SECURITY__TLS_MODE") && !has(&query, "FERROVUS_SECURITY__TLS_MODE")
+    );
+    let text = serde_json::to_string(&proxy).unwrap();
+    assert!(!text.contains("REPLACE_ME"), "{text}");
+    // nothing secret in the ConfigMap
+    let cm = find(&objs, "ConfigMap", "prod-config")
+        .unwrap()
+        .to_json()
+        .to_string();
+    assert!(
+        !cm.contains("password") && !cm.contains("REPLACE_ME"),
+        "{cm}"
+    );
 }
 
 #[test]

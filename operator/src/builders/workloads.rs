@@ -16,14 +16,17 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SecretKeySelector, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::deps::{etcd_endpoints, http_probe, pvc_template, s3_wiring, svc_port};
+use super::deps::{
+    CLUSTER_SECRET_KEY, cluster_secret_name, etcd_endpoints, http_probe, pvc_template, s3_wiring,
+    svc_port,
+};
 use super::{CONFIG_HASH_ANNOTATION, Child, Ctx};
 use crate::crd::{Autoscaling, DEFAULT_PROXY_PORT, Role};
 
@@ -137,6 +140,12 @@ fn engine_env(ctx: &Ctx<'_>, role: Role, extra: &[EnvVar]) -> Vec<EnvVar> {
         &s3.secret,
         &s3.secret_access_key_key,
     ));
+    env.push(env_secret(
+        "FERROVUS_CLUSTER__SECRET",
+        &cluster_secret_name(&ctx.name),
+        CLUSTER_SECRET_KEY,
+    ));
+    env.extend(security_env(ctx, role));
     env.push(env_field("POD_NAME", "metadata.name"));
     env.push(env_field("POD_NAMESPACE", "metadata.namespace"));
     env.push(env_field("POD_IP", "status.podIP"));
@@ -144,6 +153,49 @@ fn engine_env(ctx: &Ctx<'_>, role: Role, extra: &[EnvVar]) -> Vec<EnvVar> {
         match env.iter_mut().find(|x| x.name == e.name) {
             Some(slot) => *slot = e.clone(),
             None => env.push(e.clone()),
+        }
+    }
+    env
+}
+
+/// Where a proxy finds the TLS Secret's files.
+const TLS_DIR: &str = "/etc/ferrovus/tls";
+
+/// `spec.security` as engine settings: authorisation everywhere (the root password only where
+/// the root user is created: the proxies), TLS on the proxies.
+fn security_env(ctx: &Ctx<'_>, role: Role) -> Vec<EnvVar> {
+    let Some(sec) = &ctx.mc.spec.security else {
+        return vec![];
+    };
+    let mut env = vec![];
+    if let Some(a) = sec.authorization.as_ref().filter(|a| a.enabled) {
+        env.push(env_value(
+            "FERROVUS_SECURITY__AUTHORIZATION_ENABLED",
+            "true",
+        ));
+        if role == Role::Proxy
+            && let Some(r) = &a.root_password_secret
+        {
+            env.push(env_secret(
+                "FERROVUS_SECURITY__ROOT_PASSWORD",
+                &r.name,
+                &r.key_or("password"),
+            ));
+        }
+    }
+    if role == Role::Proxy
+        && let Some(tls) = &sec.tls
+    {
+        env.push(env_value(
+            "FERROVUS_SECURITY__TLS_MODE",
+            tls.mode.milvus_mode().to_string(),
+        ));
+        for (var, file) in [
+            ("FERROVUS_SECURITY__TLS__SERVER_PEM_PATH", "tls.crt"),
+            ("FERROVUS_SECURITY__TLS__SERVER_KEY_PATH", "tls.key"),
+            ("FERROVUS_SECURITY__TLS__CA_PEM_PATH", "ca.crt"),
+        ] {
+            env.push(env_value(var, format!("{TLS_DIR}/{file}")));
         }
     }
     env
@@ -166,6 +218,21 @@ fn pod_template(ctx: &Ctx<'_>, role: Role, config_hash: &str) -> PodTemplateSpec
             ..Default::default()
         },
     ];
+    let tls = ctx
+        .mc
+        .spec
+        .security
+        .as_ref()
+        .and_then(|s| s.tls.as_ref())
+        .filter(|_| role == Role::Proxy);
+    if tls.is_some() {
+        volume_mounts.push(VolumeMount {
+            name: "tls".into(),
+            mount_path: TLS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     volume_mounts.sort_by(|a, b| a.name.cmp(&b.name));
     let container = Container {
         name: "ferrovus".into(),
@@ -213,6 +280,17 @@ fn pod_template(ctx: &Ctx<'_>, role: Role, config_hash: &str) -> PodTemplateSpec
         }),
         ..Default::default()
     }];
+    if let Some(tls) = tls {
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret_name.clone()),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     if role != Role::Streaming {
         // streaming nodes get a PersistentVolumeClaim instead
         volumes.push(Volume {

@@ -1,15 +1,20 @@
-//! Secrets: the external S3 Secret must exist with both keys; the in-cluster
-//! object store's credentials are generated once.
+//! Secrets: the external S3 Secret and the Secrets of `spec.security` must exist
+//! with their keys; the in-cluster object store's credentials and the cluster's
+//! internal secret are generated once.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use kube::api::{Api, PostParams};
 use tracing::info;
 
 use super::events::Notice;
 use super::{Error, Reconciler, key};
-use crate::builders::{MANAGED_BY, object_store_secret_name};
+use crate::builders::{
+    CLUSTER_SECRET_KEY, MANAGED_BY, cluster_secret_name, object_store_secret_name,
+};
+use crate::crd::TlsMode;
 
 impl Reconciler<'_> {
     /// The external S3 Secret must exist and hold both keys.
@@ -62,6 +67,63 @@ impl Reconciler<'_> {
         Ok(None)
     }
 
+    /// Secrets `spec.security` names must exist with their keys: the root password, and the TLS
+    /// certificate (with `ca.crt` for mutual TLS).
+    pub(super) async fn check_security_secrets(&self) -> Result<Option<String>, Error> {
+        let Some(sec) = &self.mc.spec.security else {
+            return Ok(None);
+        };
+        let mut wanted: Vec<(String, Vec<String>, &str)> = vec![];
+        if let Some(a) = sec.authorization.as_ref().filter(|a| a.enabled)
+            && let Some(r) = &a.root_password_secret
+        {
+            wanted.push((
+                r.name.clone(),
+                vec![r.key_or("password")],
+                "spec.security.authorization.rootPasswordSecret",
+            ));
+        }
+        if let Some(tls) = &sec.tls {
+            let mut keys = vec!["tls.crt".to_string(), "tls.key".to_string()];
+            if tls.mode == TlsMode::Mutual {
+                keys.push("ca.crt".into());
+            }
+            wanted.push((
+                tls.secret_name.clone(),
+                keys,
+                "spec.security.tls.secretName",
+            ));
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        for (name, keys, field) in wanted {
+            let Some(secret) = secrets.get_opt(&name).await.map_err(Error::get(
+                "Secret",
+                &self.namespace,
+                &name,
+            ))?
+            else {
+                return Ok(Some(format!(
+                    "Secret {}/{name} ({field}) not found",
+                    self.namespace
+                )));
+            };
+            for k in keys {
+                let has = secret.data.as_ref().is_some_and(|d| d.contains_key(&k))
+                    || secret
+                        .string_data
+                        .as_ref()
+                        .is_some_and(|d| d.contains_key(&k));
+                if !has {
+                    return Ok(Some(format!(
+                        "Secret {}/{name} ({field}) has no key {k:?}",
+                        self.namespace
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates the in-cluster object store's credentials once (never overwritten;
     /// not owned, so that retained PVCs keep matching credentials).
     pub(super) async fn ensure_object_store_secret(&self) -> Result<(), Error> {
@@ -69,59 +131,89 @@ impl Reconciler<'_> {
         if storage.external.is_some() || storage.in_cluster.is_none() {
             return Ok(());
         }
-        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         let name = object_store_secret_name(&self.name);
-        if secrets
-            .get_opt(&name)
+        let data = [
+            ("accessKeyId", random_token(20)),
+            ("secretAccessKey", random_token(40)),
+        ];
+        let note = format!(
+            "generated the in-cluster object store's credentials in Secret {name} (kept when the cluster is deleted with deletionPolicy: Retain)"
+        );
+        let notice = Notice::normal("CredentialsGenerated", "Create", note);
+        self.generate_secret(&name, "object-store", &data, false, notice)
             .await
-            .map_err(Error::get("Secret", &self.namespace, &name))?
+    }
+
+    /// Creates the cluster's internal secret once (owned: deleted with the cluster).
+    pub(super) async fn ensure_cluster_secret(&self) -> Result<(), Error> {
+        let name = cluster_secret_name(&self.name);
+        let data = [(CLUSTER_SECRET_KEY, random_token(48))];
+        let note = format!(
+            "generated the secret the cluster's pods present to each other in Secret {name}"
+        );
+        let notice = Notice::normal("ClusterSecretGenerated", "Create", note);
+        self.generate_secret(&name, "cluster-secret", &data, true, notice)
+            .await
+    }
+
+    /// Create the Secret `name` with `data` unless it exists (a Secret of that name is used as
+    /// is, never overwritten).
+    async fn generate_secret(
+        &self,
+        name: &str,
+        component: &str,
+        data: &[(&str, String)],
+        owned: bool,
+        notice: Notice,
+    ) -> Result<(), Error> {
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        if secrets
+            .get_opt(name)
+            .await
+            .map_err(Error::get("Secret", &self.namespace, name))?
             .is_some()
         {
             return Ok(());
         }
+        let owner = owned
+            .then(|| self.mc.controller_owner_ref(&()))
+            .flatten()
+            .map(|o| vec![o]);
         let secret = Secret {
             metadata: ObjectMeta {
-                name: Some(name.clone()),
+                name: Some(name.to_string()),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(
                     [
                         ("app.kubernetes.io/name", "ferrovus"),
                         ("app.kubernetes.io/instance", self.name.as_str()),
-                        ("app.kubernetes.io/component", "object-store"),
+                        ("app.kubernetes.io/component", component),
                         ("app.kubernetes.io/managed-by", MANAGED_BY),
                     ]
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 ),
+                owner_references: owner,
                 ..Default::default()
             },
             type_: Some("Opaque".into()),
             data: Some(
-                [
-                    ("accessKeyId", random_token(20)),
-                    ("secretAccessKey", random_token(40)),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
-                .collect(),
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+                    .collect(),
             ),
             ..Default::default()
         };
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {
                 self.ctx.metrics.writes.inc();
-                info!(cluster = %key(self.mc), secret = %name, "generated object store credentials");
-                let note = format!(
-                    "generated the in-cluster object store's credentials in Secret {name} (kept when the cluster is deleted with deletionPolicy: Retain)"
-                );
-                self.events
-                    .publish(Notice::normal("CredentialsGenerated", "Create", note))
-                    .await;
+                info!(cluster = %key(self.mc), secret = %name, "generated a secret");
+                self.events.publish(notice).await;
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-            Err(e) => Err(Error::create("Secret", &self.namespace, &name)(e)),
+            Err(e) => Err(Error::create("Secret", &self.namespace, name)(e)),
         }
     }
 }

@@ -645,6 +645,17 @@ async fn missing_secret_is_degraded_not_an_error() {
         .update(&path("v1", "secrets", NS, "ferrovus-s3"), |s| {
             s["data"]["secretAccessKey"] = json!("Yg==")
         });
+    // the example's spec.security Secrets (their checks: controller/tests/events.rs)
+    for (name, data) in [
+        ("prod-root", json!({"password": "cHc="})),
+        ("prod-tls", json!({"tls.crt": "Yw==", "tls.key": "aw=="})),
+    ] {
+        h.fake.put(
+            "secrets",
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": name, "namespace": NS}, "data": data}),
+        );
+    }
     h.reconcile().await;
     assert_eq!(h.condition(DEGRADED).status, "False");
     // external dependencies: straight to the coordinator

@@ -134,6 +134,7 @@ async fn bring_up_and_upgrade_emit_one_event_per_change() {
         h.event_reasons(),
         [
             "CredentialsGenerated",
+            "ClusterSecretGenerated",
             "ConfigurationApplied",
             "RolloutStarted",
             "Pending"
@@ -141,10 +142,21 @@ async fn bring_up_and_upgrade_emit_one_event_per_change() {
     );
     let events = h.events();
     assert!(
-        events[2].2.contains("StatefulSet demo-etcd"),
+        events[3].2.contains("StatefulSet demo-etcd"),
         "{:?}",
-        events[2]
+        events[3]
     );
+    // The pods' shared secret: generated once, random, owned by the cluster (deleted with it).
+    let secret = h
+        .fake
+        .get(&path("v1", "secrets", NS, "demo-cluster-secret"))
+        .expect("the cluster secret is generated");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["kind"],
+        json!("MilvusCluster")
+    );
+    let value = secret["data"]["secret"].as_str().unwrap().to_string();
+    assert!(value.len() >= 48, "{value}");
     // the Event is about the MilvusCluster, reported by ferrovus-operator
     let post = h
         .fake
@@ -164,6 +176,15 @@ async fn bring_up_and_upgrade_emit_one_event_per_change() {
     // waiting without change: no event
     h.reconcile().await;
     assert!(h.events().is_empty());
+    let again = h
+        .fake
+        .get(&path("v1", "secrets", NS, "demo-cluster-secret"))
+        .unwrap();
+    assert_eq!(
+        again["data"]["secret"].as_str(),
+        Some(value.as_str()),
+        "never regenerated"
+    );
 
     let mut all = vec![];
     h.fake.make_workloads_ready();
@@ -269,6 +290,36 @@ async fn degraded_causes_and_recovery_are_events() {
         .update(&path("v1", "secrets", NS, "ferrovus-s3"), |s| {
             s["data"]["secretAccessKey"] = json!("Yg==")
         });
+    // Then the Secrets of spec.security, each named by its field.
+    h.reconcile().await;
+    let events = h.events();
+    assert!(
+        events[0]
+            .2
+            .contains("prod-root (spec.security.authorization.rootPasswordSecret) not found"),
+        "{events:?}"
+    );
+    h.fake.put(
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "prod-root", "namespace": NS},
+               "data": {"password": "cHc="}}),
+    );
+    h.reconcile().await;
+    let events = h.events();
+    assert!(
+        events[0]
+            .2
+            .contains("prod-tls (spec.security.tls.secretName) not found"),
+        "{events:?}"
+    );
+    h.fake.put(
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "prod-tls", "namespace": NS},
+               "type": "kubernetes.io/tls",
+               "data": {"tls.crt": "Yw==", "tls.key": "aw=="}}),
+    );
     h.reconcile().await;
     let reasons = h.event_reasons();
     assert!(reasons.contains(&"Recovered".to_string()), "{reasons:?}");

@@ -19,6 +19,9 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod security;
+pub use security::{Authorization, SecretKeyRef, Security, Tls, TlsMode};
+
 /// API group of the custom resource.
 pub const GROUP: &str = "ferrovus.io";
 /// Served (and stored) version.
@@ -127,6 +130,12 @@ pub struct MilvusClusterSpec {
     /// Per-component settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<Components>,
+
+    /// Users and privileges, and TLS of the Milvus port. Internal traffic
+    /// between the cluster's pods is always authenticated with a generated
+    /// shared secret (Secret `<name>-cluster-secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
 }
 
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
