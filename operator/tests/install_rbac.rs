@@ -55,3 +55,79 @@ fn pods_and_their_events_can_be_listed() {
     // read-only: the operator never changes pods
     assert_eq!(verbs(&rules, "", "pods"), ["list"]);
 }
+
+/// Least privilege: no rule of any Role or ClusterRole grants a wildcard verb, resource or API
+/// group — in the rendered install manifest and in the chart's template.
+#[test]
+fn no_rbac_rule_uses_a_wildcard() {
+    for doc in install_docs()
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
+        for rule in doc["rules"].as_array().expect("rules") {
+            for field in ["verbs", "resources", "apiGroups", "resourceNames"] {
+                let wild = rule[field].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x.as_str().is_some_and(|s| s.contains('*')))
+                });
+                assert!(
+                    !wild,
+                    "{} {}: wildcard in {field}: {rule}",
+                    doc["kind"], doc["metadata"]["name"]
+                );
+            }
+        }
+    }
+    let chart = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../charts/ferrovus-operator/templates/rbac.yaml"
+    );
+    let text = std::fs::read_to_string(chart).expect("the chart's rbac.yaml");
+    assert!(
+        !text.contains("\"*\"") && !text.contains("'*'"),
+        "wildcard in {chart}"
+    );
+}
+
+/// Every pod the install manifest runs is non-root with a read-only root filesystem, no
+/// privilege escalation and no capabilities.
+#[test]
+fn every_pod_is_non_root_with_a_read_only_root_filesystem() {
+    let mut pods = 0;
+    for doc in install_docs() {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if !matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job") {
+            continue;
+        }
+        pods += 1;
+        let name = &doc["metadata"]["name"];
+        let spec = &doc["spec"]["template"]["spec"];
+        for c in spec["containers"].as_array().expect("containers") {
+            let sc = &c["securityContext"];
+            let non_root = sc["runAsNonRoot"] == true
+                || (sc["runAsNonRoot"].is_null()
+                    && spec["securityContext"]["runAsNonRoot"] == true);
+            assert!(
+                non_root,
+                "{kind} {name}: container {} may run as root",
+                c["name"]
+            );
+            assert_eq!(
+                sc["readOnlyRootFilesystem"], true,
+                "{kind} {name}: {}",
+                c["name"]
+            );
+            assert_eq!(
+                sc["allowPrivilegeEscalation"], false,
+                "{kind} {name}: {}",
+                c["name"]
+            );
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{kind} {name}"
+            );
+        }
+    }
+    assert!(pods > 0, "the install manifest runs the operator");
+}

@@ -634,3 +634,37 @@ fn label_values_are_sanitized() {
     assert_eq!(label_value(&"x".repeat(80)).len(), 63);
     assert_eq!(label_value("-a-"), "a");
 }
+
+/// The engine pods the operator builds are non-root with read-only root filesystems, no
+/// privilege escalation, no capabilities and the runtime's seccomp profile. (The optional
+/// in-cluster etcd and object store run third-party images as they ship; production uses
+/// external ones.)
+#[test]
+fn engine_pods_are_locked_down() {
+    for example_name in ["minimal", "production"] {
+        let objs = build(&example(example_name)).unwrap();
+        let mut engine = 0;
+        for p in &objs {
+            let v = p.child.to_json();
+            let Some(spec) = v["spec"]["template"]["spec"].as_object() else {
+                continue;
+            };
+            let component = &v["metadata"]["labels"]["app.kubernetes.io/component"];
+            if component == "etcd" || component == "object-store" {
+                continue;
+            }
+            engine += 1;
+            let pod = &spec["securityContext"];
+            assert_eq!(pod["runAsNonRoot"], json!(true), "{component}");
+            assert_eq!(pod["seccompProfile"]["type"], json!("RuntimeDefault"));
+            for c in spec["containers"].as_array().unwrap() {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["readOnlyRootFilesystem"], json!(true), "{component}");
+                assert_eq!(sc["allowPrivilegeEscalation"], json!(false));
+                assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+            }
+            assert_eq!(spec["automountServiceAccountToken"], json!(false));
+        }
+        assert_eq!(engine, 5, "{example_name}: one workload per engine role");
+    }
+}

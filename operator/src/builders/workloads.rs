@@ -16,8 +16,8 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -262,8 +262,10 @@ fn pod_template(ctx: &Ctx<'_>, role: Role, config_hash: &str) -> PodTemplateSpec
         // container's termination message, which the operator reports
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(volume_mounts),
+        // the engine writes only to its data volume (and the termination log)
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
                 ..Default::default()
@@ -322,6 +324,10 @@ fn pod_template(ctx: &Ctx<'_>, role: Role, config_hash: &str) -> PodTemplateSpec
                 run_as_user: Some(ENGINE_UID),
                 run_as_group: Some(ENGINE_UID),
                 fs_group: Some(ENGINE_UID),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
