@@ -57,6 +57,7 @@ pub struct Config {
     pub coordinator: CoordinatorConfig,
     pub core: CoreConfig,
     pub security: SecurityConfig,
+    pub limits: LimitsConfig,
 }
 
 /// Milvus' gRPC port, the default of `grpc.port`.
@@ -331,6 +332,31 @@ pub struct TlsPaths {
     pub ca_pem_path: Option<PathBuf>,
 }
 
+/// What a proxy (or standalone) refuses instead of queueing without bound (per process):
+/// * `max_concurrent_requests` (Milvus' `proxy.maxTaskNum`, default 1024; 0 = unlimited):
+///   requests beyond it answer TOO_MANY_REQUESTS (code 4); health calls are exempt;
+/// * `insert_mb_per_second` (`quotaAndLimits.dml.insertRate.collection.max`, 0 = off): inserted
+///   and upserted bytes per collection; beyond it RATE_LIMIT (code 8, clients back off);
+/// * `search_queries_per_second` (`quotaAndLimits.dql.searchRate.collection.max`, 0 = off):
+///   searched vectors per collection; beyond it RATE_LIMIT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_concurrent_requests: usize,
+    pub insert_mb_per_second: f64,
+    pub search_queries_per_second: f64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_concurrent_requests: 1024,
+            insert_mb_per_second: 0.0,
+            search_queries_per_second: 0.0,
+        }
+    }
+}
+
 /// A configured secret: shown as `***` by `Debug`, so a logged config does not leak it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -445,6 +471,7 @@ impl Default for Config {
             coordinator: CoordinatorConfig::default(),
             core: CoreConfig::default(),
             security: SecurityConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

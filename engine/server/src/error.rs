@@ -28,6 +28,16 @@ pub enum ApiError {
     Internal(String),
     #[error(transparent)]
     Security(#[from] SecurityError),
+    /// `limits.max_concurrent_requests` requests are already running.
+    #[error("too many concurrent requests, queue is full[limit={limit}]")]
+    TooManyRequests { limit: usize },
+    /// A per-collection rate of `limits.*` was exceeded.
+    #[error("rate limit exceeded[{what}][collection={collection}][limit={limit}]")]
+    RateLimited {
+        what: &'static str,
+        collection: String,
+        limit: String,
+    },
 }
 
 impl ApiError {
@@ -61,6 +71,8 @@ impl ApiError {
             ApiError::DatabaseNotFound(_) => codes::DATABASE_NOT_FOUND,
             ApiError::Internal(_) => codes::UNEXPECTED,
             ApiError::Security(e) => security_code(e),
+            ApiError::TooManyRequests { .. } => codes::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } => codes::RATE_LIMIT,
         }
     }
 

@@ -347,7 +347,12 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     engine.wait_ready(Some(&health)).await;
-    let proxy = Proxy::new(engine.backend().clone(), metrics.clone(), &cfg.security);
+    let proxy = Proxy::with_limits(
+        engine.backend().clone(),
+        metrics.clone(),
+        &cfg.security,
+        &cfg.limits,
+    );
     proxy
         .bootstrap_security()
         .await

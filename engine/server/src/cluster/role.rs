@@ -90,7 +90,12 @@ impl Role for ProxyRole {
             addr: format!("{}:{}", cfg.grpc.listen, cfg.grpc.port),
             source,
         })?;
-        let proxy = Proxy::new(backend.clone(), ctx.metrics.clone(), &cfg.security);
+        let proxy = Proxy::with_limits(
+            backend.clone(),
+            ctx.metrics.clone(),
+            &cfg.security,
+            &cfg.limits,
+        );
         let bootstrap = proxy.clone();
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let max_message_bytes = cfg.grpc.max_message_bytes;

@@ -9,6 +9,8 @@ use crate::error::{ApiError, ApiResult};
 
 pub(super) async fn insert(p: &Proxy, r: InsertRequest) -> ApiResult<MutationResult> {
     check_db(&r.db_name)?;
+    p.limits
+        .charge_insert(&r.collection_name, prost::Message::encoded_len(&r))?;
     write(
         p,
         &r.collection_name,
@@ -22,6 +24,8 @@ pub(super) async fn insert(p: &Proxy, r: InsertRequest) -> ApiResult<MutationRes
 
 pub(super) async fn upsert(p: &Proxy, r: UpsertRequest) -> ApiResult<MutationResult> {
     check_db(&r.db_name)?;
+    p.limits
+        .charge_insert(&r.collection_name, prost::Message::encoded_len(&r))?;
     if r.partial_update {
         return Err(ApiError::Unimplemented("partial update"));
     }

@@ -16,6 +16,7 @@ mod collections;
 mod dml;
 mod guard;
 mod indexes;
+mod limits;
 mod loading;
 mod partitions;
 mod read;
@@ -33,7 +34,7 @@ use futures::FutureExt;
 use tonic::{Request, Response};
 
 use crate::backend::Backend;
-use crate::config::SecurityConfig;
+use crate::config::{LimitsConfig, SecurityConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::security::SecurityError;
@@ -47,6 +48,7 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     started: u64,
     guard: Arc<guard::Guard>,
+    limits: Arc<limits::Limits>,
 }
 
 /// A Milvus response: every one carries a `Status` (or is one).
@@ -106,6 +108,15 @@ impl Proxy {
         metrics: Arc<Metrics>,
         security: &SecurityConfig,
     ) -> Self {
+        Self::with_limits(backend, metrics, security, &LimitsConfig::default())
+    }
+
+    pub fn with_limits(
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+        security: &SecurityConfig,
+        limits: &LimitsConfig,
+    ) -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -115,6 +126,7 @@ impl Proxy {
             metrics,
             started,
             guard: Arc::new(guard::Guard::new(security)),
+            limits: Arc::new(limits::Limits::new(limits)),
         }
     }
 
@@ -125,6 +137,11 @@ impl Proxy {
     ) -> Result<Response<T>, tonic::Status> {
         let start = Instant::now();
         let span = tracing::debug_span!("rpc", method);
+        let permit = self.limits.enter(method);
+        let f = async move {
+            let _permit = permit?;
+            f.await
+        };
         let (reply, code) = match tracing::Instrument::instrument(
             AssertUnwindSafe(f).catch_unwind(),
             span,
@@ -401,6 +418,7 @@ mod tests {
         let cfg = crate::config::SecurityConfig {
             authorization_enabled: true,
             root_password: crate::config::Secret("Milvus".into()),
+            ..Default::default()
         };
         let p = Proxy::new(open.backend.clone(), open.metrics.clone(), &cfg);
         p.bootstrap_security().await.unwrap();

@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub(super) async fn search(p: &Proxy, r: SearchRequest) -> ApiResult<SearchResults> {
     check_db(&r.db_name)?;
+    p.limits.charge_search(&r.collection_name, r.nq)?;
     let c = p.backend.describe_collection(&r.collection_name).await?;
     let plan = parse_search(&r)?;
     let res = p.backend.search(plan.request).await?;
