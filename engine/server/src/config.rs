@@ -245,6 +245,10 @@ pub struct QueryNodeConfig {
     /// Longest back-off between failed attempts (coordinator calls, segment and index loads).
     /// Default 2000.
     pub retry_max_ms: u64,
+    /// Memory the node may fill with loaded segments and indexes, in MiB (0: unlimited). A
+    /// segment that does not fit is not loaded and its collection's load answers
+    /// MEMORY_LIMIT_EXCEEDED. Set it below the container's memory limit.
+    pub memory_budget_mb: u64,
 }
 
 impl Default for QueryNodeConfig {
@@ -253,6 +257,7 @@ impl Default for QueryNodeConfig {
             sync_wait_ms: 5000,
             load_parallelism: 4,
             retry_max_ms: 2000,
+            memory_budget_mb: 0,
         }
     }
 }

@@ -106,7 +106,8 @@ impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         match e {
             ClusterError::Security(e) => ApiError::Security(e),
-            e @ (ClusterError::Unavailable(_)
+            e @ (ClusterError::MemoryLimit(_)
+            | ClusterError::Unavailable(_)
             | ClusterError::NotLeader { .. }
             | ClusterError::WrongTerm { .. }
             | ClusterError::NotServing(_)

@@ -3,7 +3,8 @@
 Each part starts a standalone of its own with small limits (the session's server keeps the
 defaults): an oversized request, more concurrent searches than ``limits.max_concurrent_requests``
 (TOO_MANY_REQUESTS, code 4), more searched vectors and inserted bytes per second than the
-per-collection rates (RATE_LIMIT, code 8, which pymilvus backs off and retries). Every time the
+per-collection rates (RATE_LIMIT, code 8, which pymilvus backs off and retries), loading more
+than the query node's memory budget (MEMORY_LIMIT_EXCEEDED, code 3). Every time the
 server answers the documented error, stays up, counts the refusals in /metrics, and keeps every
 acknowledged write.
 """
@@ -183,5 +184,48 @@ def test_insert_rate_refuses_but_loses_nothing_acknowledged(metered):
         assert refused > 0 and acked, (refused, len(acked))
         got = c.query("ingest", filter="id >= 0", output_fields=["id"], limit=16384)
         assert sorted(r["id"] for r in got) == sorted(acked), "exactly the acknowledged rows"
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def small_memory(request, tmp_path_factory):
+    """A query node that may hold 2 MiB of segments."""
+    h = _start(request, tmp_path_factory, "small-memory", {
+        "FERROVUS_QUERY__MEMORY_BUDGET_MB": "2",
+    })
+    yield h
+    h.shutdown()
+
+
+def test_loading_beyond_the_memory_budget_is_refused_not_an_oom(small_memory):
+    c = MilvusClient(uri=small_memory.uri)
+    try:
+        # ~20k x 64-d floats: ~5 MiB of sealed segments, more than the budget
+        c.create_collection("large", dimension=DIM, consistency_level="Strong")
+        c.release_collection("large")
+        rng = np.random.default_rng(9)
+        for start in range(0, 20000, 4000):
+            vecs = rng.random((4000, DIM), dtype=np.float32)
+            c.insert("large", [{"id": start + i, "vector": vecs[i].tolist()} for i in range(4000)])
+        c.flush("large")
+        t0 = time.monotonic()
+        with pytest.raises(MilvusException) as info:
+            c.load_collection("large", timeout=120)
+        assert time.monotonic() - t0 < 60, "answered, not waited out"
+        assert _code(info.value) == 3, info.value
+        assert "memory limit exceeded" in info.value.message, info.value.message
+        assert "query.memory_budget_mb" in info.value.message, info.value.message
+        # the server is up and serves what fits
+        c.create_collection("small", dimension=DIM, consistency_level="Strong")
+        c.insert("small", [{"id": i, "vector": [0.5] * DIM} for i in range(100)])
+        c.flush("small")
+        c.release_collection("small")
+        c.load_collection("small")
+        assert c.query("small", filter="id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 100
+        # releasing the refused collection works
+        c.release_collection("large")
+        _, text = http_get(f"{small_memory.http_url}/metrics")
+        assert "ferrovus_querynode_loads_refused_total" in text
     finally:
         c.close()

@@ -284,6 +284,17 @@ pub struct QuerySyncReq {
     pub delegations: Vec<DelegationAck>,
     #[serde(default)]
     pub draining: bool,
+    /// Targeted segments the node refused to load (its memory budget).
+    #[serde(default)]
+    pub refused: Vec<RefusedLoad>,
+}
+
+/// A segment load a query node refused, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedLoad {
+    pub collection_id: i64,
+    pub segment_id: i64,
+    pub reason: String,
 }
 
 /// A segment this node should hold for a replica.

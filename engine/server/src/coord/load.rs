@@ -170,6 +170,20 @@ impl Leader {
                 }
             }
         }
+        if done < total {
+            // A live query node's memory budget refused a segment of this collection: say so
+            // instead of reporting a load that cannot finish.
+            let refused = rt.refused.iter().find_map(|(node, refused)| {
+                let live = rt.nodes.get(node).is_some_and(|n| n.live);
+                refused
+                    .iter()
+                    .find(|r| live && r.collection_id == c.id())
+                    .map(|r| r.reason.clone())
+            });
+            if let Some(reason) = refused {
+                return Err(ClusterError::MemoryLimit(reason));
+            }
+        }
         Ok(if done >= total {
             LoadProgress {
                 state: LoadStateKind::Loaded,

@@ -35,6 +35,11 @@ impl Leader {
                 rt.loaded.insert(req.node, loaded);
                 changed = true;
             }
+            if req.refused.is_empty() {
+                rt.refused.remove(&req.node);
+            } else {
+                rt.refused.insert(req.node, req.refused.clone());
+            }
             let mut acked = false;
             for a in &req.delegations {
                 let key = (a.collection_id, a.shard, a.replica_id);

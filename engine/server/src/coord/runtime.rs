@@ -51,6 +51,8 @@ pub struct Runtime {
     pub channels: BTreeMap<NodeId, Vec<ChannelStatus>>,
     /// Query nodes' loaded segments, by (collection, segment).
     pub loaded: BTreeMap<NodeId, BTreeMap<(i64, i64), LoadedSegment>>,
+    /// Segment loads each query node refused (its memory budget), from its last report.
+    pub refused: BTreeMap<NodeId, Vec<crate::api::RefusedLoad>>,
     /// The distribution version each delegator last applied: (node, version).
     pub acks: BTreeMap<DistKey, (NodeId, u64)>,
     pub dists: BTreeMap<DistKey, Dist>,
@@ -71,6 +73,7 @@ impl Runtime {
             nodes: BTreeMap::new(),
             channels: BTreeMap::new(),
             loaded: BTreeMap::new(),
+            refused: BTreeMap::new(),
             acks: BTreeMap::new(),
             dists: BTreeMap::new(),
             tasks: Tasks::new(first_task_id),

@@ -181,7 +181,6 @@ impl Inner {
             );
             return Ok(());
         };
-        let started = Instant::now();
         let meta = &seg_target.record.meta;
         tracing::info!(
             collection_id = cid,
@@ -192,12 +191,29 @@ impl Inner {
             "loading segment"
         );
         let schema = Arc::new(coll.schema.clone());
+        self.reserve(key, super::budget::predicted_bytes(&schema, meta))?;
+        let loaded = self.load_reserved(key, &seg_target, &coll, schema).await;
+        self.unreserve(key);
+        loaded
+    }
+
+    /// The rest of [`Self::load_segment`], with the segment's memory reserved.
+    async fn load_reserved(
+        self: &Arc<Self>,
+        key: SegKey,
+        seg_target: &crate::api::SegmentTarget,
+        coll: &crate::api::CollectionRecord,
+        schema: Arc<ferrovus_core::schema::CollectionSchema>,
+    ) -> Result<(), ClusterError> {
+        let (cid, shard, sid) = key;
+        let started = Instant::now();
+        let meta = &seg_target.record.meta;
         let mut seg = SealedSegment::load(&*self.objects, &schema, meta).await?;
 
         // Indexes the collection still defines; one that fails to load is retried later by
         // the index reconciliation (the segment serves from its vectors until then).
         let mut attached = BTreeMap::new();
-        for im in indexes::wanted(&seg_target, &coll) {
+        for im in indexes::wanted(seg_target, coll) {
             match indexes::load_index(&*self.objects, &im.key).await {
                 Ok(idx) => match seg.attach_index(im.field_id, im.index_id, Arc::new(idx)) {
                     Ok(()) => {

@@ -35,6 +35,7 @@ pub(crate) struct QueryMetrics {
     pub read_errors: Family<ReadLabels, Counter>,
     pub delta_pulls: Counter,
     pub sync_errors: Counter,
+    pub loads_refused: Counter,
 }
 
 impl QueryMetrics {
@@ -91,6 +92,11 @@ impl QueryMetrics {
                 "querynode_delta_pulls",
                 "Delete catch-ups pulled from channel owners (and delta objects)",
                 m.delta_pulls.clone(),
+            );
+            r.register(
+                "querynode_loads_refused",
+                "Segment loads refused by the memory budget (query.memory_budget_mb)",
+                m.loads_refused.clone(),
             );
             r.register(
                 "querynode_sync_errors",

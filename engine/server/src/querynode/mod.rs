@@ -16,6 +16,7 @@
 //! [`QueryNode::new`] builds a node for any process: `ferrovus run query` (through
 //! [`QueryRole`], with remote [`Nodes`]) or standalone (with in-process [`Nodes`]).
 
+mod budget;
 mod coverage;
 mod delegator;
 mod deltas;
@@ -31,7 +32,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -100,6 +101,10 @@ struct Inner {
     loads: Mutex<HashMap<SegKey, AbortHandle>>,
     /// Index loads in flight: (segment, field id) → (index id, task).
     index_loads: Mutex<HashMap<(SegKey, i64), (i64, AbortHandle)>>,
+    /// Predicted bytes of the segment loads in flight (the memory budget).
+    reserved: Mutex<HashMap<SegKey, usize>>,
+    /// Loads refused by the memory budget, with the reason (reported to the coordinator).
+    refused: Mutex<BTreeMap<SegKey, String>>,
     load_permits: Semaphore,
     /// Channel routes learnt from the coordinator (for loads on shards this node does not
     /// delegate); dropped when a call on them fails.
@@ -139,6 +144,8 @@ impl QueryNode {
                 holds: RwLock::new(HashMap::new()),
                 loads: Mutex::new(HashMap::new()),
                 index_loads: Mutex::new(HashMap::new()),
+                reserved: Mutex::new(HashMap::new()),
+                refused: Mutex::new(BTreeMap::new()),
                 routes: Mutex::new(HashMap::new()),
                 changed: watch::channel(0).0,
                 draining: AtomicBool::new(false),

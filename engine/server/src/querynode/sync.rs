@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::load::{FIRST_BACKOFF, next_backoff};
 use super::{DelegationKey, Inner, SegKey, ShardKey, Target};
-use crate::api::{DelegationAck, LoadedSegment, QuerySyncReq, QuerySyncResp};
+use crate::api::{DelegationAck, LoadedSegment, QuerySyncReq, QuerySyncResp, RefusedLoad};
 
 /// The shortest time between two syncs that bring nothing new.
 const MIN_POLL: Duration = Duration::from_millis(100);
@@ -63,6 +63,15 @@ impl Inner {
             loaded,
             delegations,
             draining: self.draining.load(Ordering::SeqCst),
+            refused: self
+                .refusals()
+                .into_iter()
+                .map(|(collection_id, segment_id, reason)| RefusedLoad {
+                    collection_id,
+                    segment_id,
+                    reason,
+                })
+                .collect(),
         }
     }
 

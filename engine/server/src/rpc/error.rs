@@ -83,6 +83,9 @@ pub enum ClusterError {
     /// A refused user, role or grant operation (same text as the proxy reports).
     #[error("{0}")]
     Security(crate::security::SecurityError),
+    /// A node's memory budget refused work (a segment load).
+    #[error("{0}")]
+    MemoryLimit(String),
 }
 
 /// [`ExprError`] in a serialisable form (same variants and fields).
@@ -235,6 +238,7 @@ impl ClusterError {
             | ClusterError::Corrupted { .. }
             | ClusterError::Storage(_) => codes::UNEXPECTED,
             ClusterError::Security(e) => crate::error::security_code(e),
+            ClusterError::MemoryLimit(_) => codes::MEMORY_LIMIT_EXCEEDED,
         }
     }
 }
@@ -311,6 +315,7 @@ impl From<ClusterError> for CoreError {
             ClusterError::Conflict(s) => CoreError::Conflict(s),
             ClusterError::Internal(s) => CoreError::Internal(s),
             e @ (ClusterError::Security(_)
+            | ClusterError::MemoryLimit(_)
             | ClusterError::Unavailable(_)
             | ClusterError::NotLeader { .. }
             | ClusterError::WrongTerm { .. }

@@ -257,13 +257,17 @@ fn checks_follow_grants_roles_and_wildcards() {
     // Public's defaults hold for everyone; revoking them takes them away.
     let describe = on(ObjectType::Global, Privilege::DescribeCollection, "");
     check(&s, "alice", &describe).unwrap();
-    let public_describe = grant(
-        "public",
-        ObjectType::Global,
-        "*",
-        Privilege::DescribeCollection,
-    );
-    s.apply(SecurityOp::Revoke(public_describe)).unwrap();
+    // (public's defaults hold in every database, as in Milvus)
+    let public_describe = Grant {
+        db_name: ANY_OBJECT.into(),
+        ..grant(
+            "public",
+            ObjectType::Global,
+            "*",
+            Privilege::DescribeCollection,
+        )
+    };
+    assert!(s.apply(SecurityOp::Revoke(public_describe)).unwrap());
     assert!(check(&s, "alice", &describe).is_err());
     // The admin role holds everything.
     s.apply(SecurityOp::AddUserToRole {

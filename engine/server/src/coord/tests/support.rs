@@ -240,6 +240,7 @@ impl Harness {
                     .collect(),
                 delegations,
                 draining: false,
+                refused: vec![],
             })
             .await
             .unwrap()

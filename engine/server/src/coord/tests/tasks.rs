@@ -367,6 +367,7 @@ async fn a_segment_with_many_deletes_is_rewritten() {
             }],
             delegations: vec![],
             draining: false,
+            refused: vec![],
         })
         .await
         .unwrap();
