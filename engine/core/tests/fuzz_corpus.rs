@@ -1,0 +1,60 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) and every crash the fuzzers found
+//! (`fuzz/regressions/<target>/`) through the same functions the fuzz targets call
+//! (`ferrovus_core::fuzzing`), so the ordinary test suite keeps every decoder panic-free on them
+//! without a fuzzing toolchain. See `fuzz/README.md`.
+
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) else {
+            continue;
+        };
+        files.extend(entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()));
+    }
+    files.sort();
+    files
+}
+
+fn replay(target: &str, f: fn(&[u8])) {
+    let files = inputs(target);
+    assert!(!files.is_empty(), "no corpus for fuzz target {target}");
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        if std::panic::catch_unwind(|| f(&data)).is_err() {
+            panic!("fuzz input {} panics", path.display());
+        }
+    }
+}
+
+#[test]
+fn expr_parse_corpus() {
+    replay("expr_parse", ferrovus_core::fuzzing::expr_parse);
+}
+
+#[test]
+fn segment_decode_corpus() {
+    replay("segment_decode", ferrovus_core::fuzzing::segment_decode);
+}
+
+#[test]
+fn deletes_decode_corpus() {
+    replay("deletes_decode", ferrovus_core::fuzzing::deletes_decode);
+}
+
+#[test]
+fn delta_decode_corpus() {
+    replay("delta_decode", ferrovus_core::fuzzing::delta_decode);
+}
+
+#[test]
+fn pks_decode_corpus() {
+    replay("pks_decode", ferrovus_core::fuzzing::pks_decode);
+}
+
+#[test]
+fn wal_decode_corpus() {
+    replay("wal_decode", ferrovus_core::fuzzing::wal_decode);
+}
