@@ -24,7 +24,7 @@ use crate::expr::{self, RowAccess};
 use crate::pks::SegmentPks;
 use crate::schema::{CollectionSchema, DataType, FieldSchema};
 use crate::segment::{Segment, SegmentData, SegmentMeta};
-use crate::value::{Column, ValueRef};
+use crate::value::ValueRef;
 use crate::wal::{self, WalRecord};
 
 /// Most rows (or deleted-row bits) a fuzz input may declare for the object it is decoded against:
@@ -176,18 +176,21 @@ pub fn expr_parse(data: &[u8]) {
     }
 }
 
+/// What [`SegmentData::decode`] makes of a [`segment_decode`] input.
+pub fn segment_input(data: &[u8]) -> Result<(i64, i64, SegmentData)> {
+    SegmentData::decode(&file_of(data, b"FVSG"), schema(), "fuzz segment")
+}
+
 /// A segment file decoded against [`schema`], then read the way a query node reads it: every
 /// value of the first rows, primary keys, the primary-key file made from it, a filter over it.
 pub fn segment_decode(data: &[u8]) {
     let schema = schema();
-    let file = file_of(data, b"FVSG");
-    let Ok((segment_id, partition_id, seg)) = SegmentData::decode(&file, schema, "fuzz segment")
-    else {
+    let Ok((segment_id, partition_id, seg)) = segment_input(data) else {
         return;
     };
     for (f, c) in schema.fields.iter().zip(&seg.columns) {
         assert!(
-            column_matches(f, c),
+            c.fits(f.data_type, f.dim()),
             "decoded column of field {} does not match its schema ({:?}, dim {:?})",
             f.name,
             f.data_type,
@@ -217,25 +220,17 @@ pub fn segment_decode(data: &[u8]) {
     let _ = seg.take_column(vf, &(0..rows.min(4)).collect::<Vec<_>>());
 }
 
-fn column_matches(f: &FieldSchema, c: &Column) -> bool {
-    match (f.data_type, c) {
-        (DataType::Bool, Column::Bool(_))
-        | (DataType::Float, Column::Float(_))
-        | (DataType::Double, Column::Double(_))
-        | (DataType::VarChar, Column::VarChar(_))
-        | (DataType::Json, Column::Json(_)) => true,
-        (t, Column::Int(_)) => t.is_integer(),
-        (DataType::FloatVector, Column::FloatVector { dim, .. }) => *dim == f.dim(),
-        _ => false,
-    }
+/// What [`DeleteMarks::decode`] makes of a [`deletes_decode`] input, with the row count.
+pub fn deletes_input(data: &[u8]) -> Result<(usize, DeleteMarks)> {
+    let (rows, data) = split_u32(data);
+    let rows = rows as usize % (MAX_FUZZ_ROWS + 1);
+    let marks = DeleteMarks::decode(&file_of(data, b"FVDL"), rows, "fuzz deletes")?;
+    Ok((rows, marks))
 }
 
 /// A delete log (`u32` row count of its segment, then the file), then read back and re-encoded.
 pub fn deletes_decode(data: &[u8]) {
-    let (rows, data) = split_u32(data);
-    let rows = rows as usize % (MAX_FUZZ_ROWS + 1);
-    let file = file_of(data, b"FVDL");
-    let Ok(marks) = DeleteMarks::decode(&file, rows, "fuzz deletes") else {
+    let Ok((rows, marks)) = deletes_input(data) else {
         return;
     };
     assert!(marks.count() <= rows, "more deleted rows than rows");
@@ -251,10 +246,14 @@ pub fn deletes_decode(data: &[u8]) {
     assert_eq!(back.iter().collect::<Vec<_>>(), marked);
 }
 
+/// What [`crate::delta::decode`] makes of a [`delta_decode`] input.
+pub fn delta_input(data: &[u8]) -> Result<Vec<crate::delta::Delta>> {
+    crate::delta::decode(&file_of(data, b"FVDJ"), "fuzz delta")
+}
+
 /// A delta object (deletes by primary key), then indexed by key as query nodes do.
 pub fn delta_decode(data: &[u8]) {
-    let file = file_of(data, b"FVDJ");
-    let Ok(deltas) = crate::delta::decode(&file, "fuzz delta") else {
+    let Ok(deltas) = delta_input(data) else {
         return;
     };
     assert_eq!(
@@ -267,12 +266,17 @@ pub fn delta_decode(data: &[u8]) {
     }
 }
 
-/// A segment's primary-key file (`u32` row count from its metadata, then the file).
-pub fn pks_decode(data: &[u8]) {
+/// What [`SegmentPks::decode`] makes of a [`pks_decode`] input, with the row count.
+pub fn pks_input(data: &[u8]) -> Result<(usize, SegmentPks)> {
     let (rows, data) = split_u32(data);
     let rows = rows as usize % (MAX_FUZZ_ROWS + 1);
-    let file = file_of(data, b"FVPK");
-    let Ok((_, pks)) = SegmentPks::decode(&file, rows, "fuzz pks") else {
+    let (_, pks) = SegmentPks::decode(&file_of(data, b"FVPK"), rows, "fuzz pks")?;
+    Ok((rows, pks))
+}
+
+/// A segment's primary-key file (`u32` row count from its metadata, then the file).
+pub fn pks_decode(data: &[u8]) {
+    let Ok((rows, pks)) = pks_input(data) else {
         return;
     };
     assert_eq!(pks.len(), rows);
@@ -304,14 +308,32 @@ pub fn wal_decode(data: &[u8]) {
     let Some((last, object)) = rest.split_first_chunk::<8>() else {
         return;
     };
-    let (first, last) = (u64::from_le_bytes(*first), u64::from_le_bytes(*last));
+    let _ = wal_object(
+        u64::from_le_bytes(*first),
+        u64::from_le_bytes(*last),
+        object,
+        mode & 2 != 0,
+    );
+}
+
+/// Parse a log object named for LSNs `first..=last` as replay does, with the record checksums
+/// recomputed first if `fix_checksums`.
+pub fn wal_object(
+    first: u64,
+    last: u64,
+    object: &[u8],
+    fix_checksums: bool,
+) -> Result<Vec<wal::LogEntry>> {
     let mut object = object.to_vec();
-    if mode & 2 != 0 {
+    if fix_checksums {
         wal::fix_record_checksums(&mut object);
     }
     let key = format!("wal/{first:020}-{last:020}.log");
-    if let crate::keys::WalKey::Log { first, last, .. } = crate::keys::parse_wal_object(&key) {
-        let _ = wal::parse_object(&object, first, last, &key);
+    match crate::keys::parse_wal_object(&key) {
+        crate::keys::WalKey::Log { first, last, .. } => {
+            wal::parse_object(&object, first, last, &key)
+        }
+        _ => Err(CoreError::Internal(format!("{key} is not a log object name"))),
     }
 }
 

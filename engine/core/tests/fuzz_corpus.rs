@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use ferrovus_core::CoreError;
+use ferrovus_core::fuzzing;
+
 fn inputs(target: &str) -> Vec<PathBuf> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let mut files = Vec::new();
@@ -57,4 +60,30 @@ fn pks_decode_corpus() {
 #[test]
 fn wal_decode_corpus() {
     replay("wal_decode", ferrovus_core::fuzzing::wal_decode);
+}
+
+// One test per crash the fuzzers found: the input now gives this typed error.
+
+fn regression(target: &str, name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions")
+        .join(target)
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn corrupted(e: CoreError) -> String {
+    match e {
+        CoreError::Corrupted { message, .. } => message,
+        other => panic!("expected a Corrupted error, got {other:?}"),
+    }
+}
+
+/// A segment file whose vector column has another dimension (here 0 rows of dim 0x3a00000004)
+/// than the field: the decoder took any column type for any field.
+#[test]
+fn segment_column_of_another_type_is_corruption() {
+    let e = fuzzing::segment_input(&regression("segment_decode", "column-type-mismatch")).unwrap_err();
+    let m = corrupted(e);
+    assert!(m.contains("column v does not hold FloatVector values of dim 4"), "{m}");
 }
