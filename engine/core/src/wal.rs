@@ -275,7 +275,9 @@ impl Wal {
                                     format!("log gap: expected lsn {next}, found {}", e.lsn),
                                 ));
                             }
-                            next = e.lsn + 1;
+                            next = e.lsn.checked_add(1).ok_or_else(|| {
+                                CoreError::corrupted(&o.key, "lsn out of range")
+                            })?;
                             entries.push(e);
                         }
                     }
@@ -422,7 +424,9 @@ pub(crate) fn parse_object(
     }
     let ok_range =
         out.first().map(|e| e.lsn) == Some(first) && out.last().map(|e| e.lsn) == Some(last);
-    if !ok_range || out.len() as u64 != last - first + 1 {
+    // `last - first + 1` overflows for a name claiming every LSN (0 to u64::MAX).
+    let promised = last.checked_sub(first).and_then(|d| d.checked_add(1));
+    if !ok_range || promised != Some(out.len() as u64) {
         return Err(CoreError::corrupted(
             key,
             "object does not hold the records its name promises",

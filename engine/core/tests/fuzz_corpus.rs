@@ -87,3 +87,15 @@ fn segment_column_of_another_type_is_corruption() {
     let m = corrupted(e);
     assert!(m.contains("column v does not hold FloatVector values of dim 4"), "{m}");
 }
+
+/// A log object named for LSNs 0 to u64::MAX holding records 0 and u64::MAX: the count check
+/// `last - first + 1` overflowed (a panic in debug builds, a wrong count in release).
+#[test]
+fn wal_object_claiming_every_lsn_is_corruption() {
+    let data = regression("wal_decode", "lsn-range-overflow");
+    let first = u64::from_le_bytes(data[1..9].try_into().unwrap());
+    let last = u64::from_le_bytes(data[9..17].try_into().unwrap());
+    assert_eq!((first, last), (0, u64::MAX));
+    let e = fuzzing::wal_object(first, last, &data[17..], true).unwrap_err();
+    assert_eq!(corrupted(e), "object does not hold the records its name promises");
+}
