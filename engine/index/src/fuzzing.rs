@@ -71,16 +71,28 @@ impl AsRef<[u8]> for Boxed {
     }
 }
 
-/// Load an index file with every loader; search and read back whatever loads.
-pub fn index_decode(data: &[u8]) {
-    let Some((mode, file)) = data.split_first() else {
-        return;
-    };
+/// The file an input stands for, and whether to load it unaligned.
+fn file_of(data: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let (mode, file) = data.split_first()?;
     let mut file = file.to_vec();
     if mode & 1 != 0 {
         fix_up(&mut file);
     }
-    let unaligned = mode & 2 != 0;
+    Some((file, mode & 2 != 0))
+}
+
+/// What [`VectorIndex::load`] makes of an [`index_decode`] input.
+pub fn load_input(data: &[u8]) -> Result<VectorIndex, IndexError> {
+    let (file, unaligned) =
+        file_of(data).ok_or_else(|| IndexError::Corrupted("empty fuzz input".into()))?;
+    load(&file, unaligned, |b| VectorIndex::load(Boxed(b)))
+}
+
+/// Load an index file with every loader; search and read back whatever loads.
+pub fn index_decode(data: &[u8]) {
+    let Some((file, unaligned)) = file_of(data) else {
+        return;
+    };
     let any = load(&file, unaligned, |b| VectorIndex::load(Boxed(b)));
     let flat = load(&file, unaligned, |b| FlatIndex::load(Boxed(b)));
     let hnsw = load(&file, unaligned, |b| HnswIndex::load(Boxed(b)));

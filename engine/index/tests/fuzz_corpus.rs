@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ferrovus_index::{IndexError, fuzzing};
+
 fn inputs(target: &str) -> Vec<PathBuf> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let mut files = Vec::new();
@@ -23,8 +25,32 @@ fn index_decode_corpus() {
     assert!(!files.is_empty(), "no corpus for fuzz target index_decode");
     for path in files {
         let data = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| ferrovus_index::fuzzing::index_decode(&data)).is_err() {
+        if std::panic::catch_unwind(|| fuzzing::index_decode(&data)).is_err() {
             panic!("fuzz input {} panics", path.display());
         }
     }
+}
+
+// One test per crash the fuzzer found: the input now gives this typed error.
+
+fn regression(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/index_decode")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn corrupted(r: Result<ferrovus_index::VectorIndex, IndexError>) -> String {
+    match r {
+        Err(IndexError::Corrupted(m)) => m,
+        other => panic!("expected a Corrupted error, got {other:?}"),
+    }
+}
+
+/// A FLAT file of 0 rows of dimension 536870920 loaded (the loaders checked only dim > 0; the
+/// builders refuse dim > MAX_DIM).
+#[test]
+fn flat_dimension_beyond_max_dim_is_corruption() {
+    let m = corrupted(fuzzing::load_input(&regression("flat-dim-too-large")));
+    assert!(m.contains("invalid header: dim 536870920"), "{m}");
 }
