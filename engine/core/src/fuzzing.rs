@@ -333,7 +333,9 @@ pub fn wal_object(
         crate::keys::WalKey::Log { first, last, .. } => {
             wal::parse_object(&object, first, last, &key)
         }
-        _ => Err(CoreError::Internal(format!("{key} is not a log object name"))),
+        _ => Err(CoreError::Internal(format!(
+            "{key} is not a log object name"
+        ))),
     }
 }
 

@@ -275,9 +275,10 @@ impl Wal {
                                     format!("log gap: expected lsn {next}, found {}", e.lsn),
                                 ));
                             }
-                            next = e.lsn.checked_add(1).ok_or_else(|| {
-                                CoreError::corrupted(&o.key, "lsn out of range")
-                            })?;
+                            next = e
+                                .lsn
+                                .checked_add(1)
+                                .ok_or_else(|| CoreError::corrupted(&o.key, "lsn out of range"))?;
                             entries.push(e);
                         }
                     }
@@ -397,12 +398,7 @@ pub(crate) fn fix_record_checksums(data: &mut [u8]) {
     }
 }
 
-pub(crate) fn parse_object(
-    data: &[u8],
-    first: u64,
-    last: u64,
-    key: &str,
-) -> Result<Vec<LogEntry>> {
+pub(crate) fn parse_object(data: &[u8], first: u64, last: u64, key: &str) -> Result<Vec<LogEntry>> {
     let mut r = Reader::new(data, key);
     let mut out = Vec::new();
     while r.remaining() > 0 {

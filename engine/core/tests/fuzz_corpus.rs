@@ -83,9 +83,13 @@ fn corrupted(e: CoreError) -> String {
 /// than the field: the decoder took any column type for any field.
 #[test]
 fn segment_column_of_another_type_is_corruption() {
-    let e = fuzzing::segment_input(&regression("segment_decode", "column-type-mismatch")).unwrap_err();
+    let e =
+        fuzzing::segment_input(&regression("segment_decode", "column-type-mismatch")).unwrap_err();
     let m = corrupted(e);
-    assert!(m.contains("column v does not hold FloatVector values of dim 4"), "{m}");
+    assert!(
+        m.contains("column v does not hold FloatVector values of dim 4"),
+        "{m}"
+    );
 }
 
 /// A log object named for LSNs 0 to u64::MAX holding records 0 and u64::MAX: the count check
@@ -97,5 +101,8 @@ fn wal_object_claiming_every_lsn_is_corruption() {
     let last = u64::from_le_bytes(data[9..17].try_into().unwrap());
     assert_eq!((first, last), (0, u64::MAX));
     let e = fuzzing::wal_object(first, last, &data[17..], true).unwrap_err();
-    assert_eq!(corrupted(e), "object does not hold the records its name promises");
+    assert_eq!(
+        corrupted(e),
+        "object does not hold the records its name promises"
+    );
 }

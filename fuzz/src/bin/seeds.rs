@@ -70,21 +70,33 @@ fn main() {
     let segments = [segment(0), segment(1), segment(3)];
     for (i, seg) in segments.iter().enumerate() {
         let file = seg.encode(40 + i as i64, 7, s);
-        out.write("segment_decode", &format!("rows{i}"), &framed(&file, b"FVSG"));
+        out.write(
+            "segment_decode",
+            &format!("rows{i}"),
+            &framed(&file, b"FVSG"),
+        );
         if i == 1 {
             out.write("segment_decode", "raw", &raw(&file));
         }
         let pk_index = s.fields.iter().position(|f| f.is_primary).unwrap();
         let pks = SegmentPks::from_data(seg, pk_index).unwrap().encode(40);
         let rows = seg.num_rows() as u32;
-        out.write("pks_decode", &format!("int{i}"), &with_rows(rows, &framed(&pks, b"FVPK")));
+        out.write(
+            "pks_decode",
+            &format!("int{i}"),
+            &with_rows(rows, &framed(&pks, b"FVPK")),
+        );
     }
     let str_pks = SegmentPks {
         keys: Column::VarChar(vec!["k1".into(), "".into(), "ключ".into()]),
         timestamps: vec![1, 2, u64::MAX],
     }
     .encode(9);
-    out.write("pks_decode", "str", &with_rows(3, &framed(&str_pks, b"FVPK")));
+    out.write(
+        "pks_decode",
+        "str",
+        &with_rows(3, &framed(&str_pks, b"FVPK")),
+    );
     out.write("pks_decode", "raw", &with_rows(3, &raw(&str_pks)));
 
     for (name, rows, marks) in [
@@ -97,7 +109,11 @@ fn main() {
             m.mark(r, ts);
         }
         let file = m.encode(rows as usize);
-        out.write("deletes_decode", name, &with_rows(rows, &framed(&file, b"FVDL")));
+        out.write(
+            "deletes_decode",
+            name,
+            &with_rows(rows, &framed(&file, b"FVDL")),
+        );
         if name == "few" {
             out.write("deletes_decode", "raw", &with_rows(rows, &raw(&file)));
         }
@@ -135,7 +151,11 @@ fn main() {
     let payloads: Vec<Vec<u8>> = records.iter().map(WalRecord::encode).collect();
     let object = wal::encode_object(100, &payloads);
     let last = 100 + payloads.len() as u64 - 1;
-    out.write("wal_decode", "object", &wal_object_input(100, last, &object));
+    out.write(
+        "wal_decode",
+        "object",
+        &wal_object_input(100, last, &object),
+    );
     let one = wal::encode_object(0, &payloads[1..2]);
     let mut raw_object = wal_object_input(0, 0, &one);
     raw_object[0] = 1; // checksums as written, not recomputed
@@ -148,12 +168,20 @@ fn main() {
             let flat = FlatIndex::build(8, metric, &vectors[..n * 8]).unwrap();
             let mut file = Vec::new();
             flat.write_to(&mut file).unwrap();
-            out.write("index_decode", &format!("flat-{m}-{n}"), &index_input(&file));
+            out.write(
+                "index_decode",
+                &format!("flat-{m}-{n}"),
+                &index_input(&file),
+            );
             let params = HnswParams::new(4, 16).unwrap();
             let hnsw = HnswIndex::build_with(8, metric, params, &vectors[..n * 8], 1, 7).unwrap();
             let mut file = Vec::new();
             hnsw.write_to(&mut file).unwrap();
-            out.write("index_decode", &format!("hnsw-{m}-{n}"), &index_input(&file));
+            out.write(
+                "index_decode",
+                &format!("hnsw-{m}-{n}"),
+                &index_input(&file),
+            );
             if n == 20 && metric == Metric::Cosine {
                 let mut raw = file.clone();
                 raw.insert(0, 0);
@@ -261,9 +289,6 @@ fn wal_records() -> Vec<WalRecord> {
             ts: 102,
             rows,
         },
-        WalRecord::Delete {
-            ts: 0,
-            pks: vec![],
-        },
+        WalRecord::Delete { ts: 0, pks: vec![] },
     ]
 }
