@@ -13,6 +13,7 @@ pub mod deletes;
 pub mod delta;
 pub mod error;
 pub mod expr;
+pub mod fuzzing;
 pub mod keys;
 pub mod pks;
 pub mod plan;

@@ -10,7 +10,7 @@ use crate::codec::{Reader, Writer, frame, unframe};
 pub use crate::deletes::DeleteMarks;
 use crate::error::{CoreError, Result};
 use crate::expr::RowAccess;
-use crate::schema::{CollectionSchema, FieldId};
+use crate::schema::{CollectionSchema, DataType, FieldId};
 use crate::value::{Column, PrimaryKey, Value, ValueRef};
 use crate::vindex::VectorIndex;
 
@@ -111,6 +111,20 @@ impl SegmentData {
             let c = by_id.remove(&f.field_id).ok_or_else(|| {
                 CoreError::corrupted(what, format!("missing column for field {}", f.name))
             })?;
+            if !c.fits(f.data_type, f.dim()) {
+                return Err(CoreError::corrupted(
+                    what,
+                    format!(
+                        "column {} does not hold {} values{}",
+                        f.name,
+                        f.data_type,
+                        match f.data_type {
+                            DataType::FloatVector => format!(" of dim {}", f.dim()),
+                            _ => String::new(),
+                        }
+                    ),
+                ));
+            }
             if c.len() != rows {
                 return Err(CoreError::corrupted(
                     what,
@@ -424,7 +438,7 @@ fn gather(idx: &VectorIndex, rows: impl Iterator<Item = usize>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{DataType, FieldSchema};
+    use crate::schema::FieldSchema;
 
     fn schema() -> CollectionSchema {
         CollectionSchema {

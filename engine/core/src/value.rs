@@ -129,6 +129,21 @@ impl Column {
         self.len() == 0
     }
 
+    /// Whether this column can hold values of a field of type `dt` (and dimension `dim` for
+    /// vectors): the variant [`Column::empty_for`] gives.
+    pub fn fits(&self, dt: DataType, dim: usize) -> bool {
+        match (dt, self) {
+            (DataType::Bool, Column::Bool(_))
+            | (DataType::Float, Column::Float(_))
+            | (DataType::Double, Column::Double(_))
+            | (DataType::VarChar, Column::VarChar(_))
+            | (DataType::Json, Column::Json(_)) => true,
+            (dt, Column::Int(_)) => dt.is_integer(),
+            (DataType::FloatVector, Column::FloatVector { dim: d, .. }) => *d == dim,
+            _ => false,
+        }
+    }
+
     pub fn get(&self, row: usize) -> ValueRef<'_> {
         match self {
             Column::Bool(v) => v.get(row).map_or(ValueRef::Null, |b| ValueRef::Bool(*b)),

@@ -338,7 +338,7 @@ impl FlatIndex {
             .ok_or_else(|| bad(format!("unknown metric code {}", h.metric)))?;
         let dim = h.dim as usize;
         let n = usize::try_from(h.n).map_err(|_| bad("row count overflows".into()))?;
-        if dim == 0 || n >= u32::MAX as usize {
+        if !(1..=crate::MAX_DIM).contains(&dim) || n >= u32::MAX as usize {
             return Err(bad(format!("invalid header: dim {dim}, rows {n}")));
         }
         if sections.len() != 2 {

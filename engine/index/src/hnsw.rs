@@ -917,7 +917,11 @@ impl HnswIndex {
         let dim = h.dim as usize;
         let n = usize::try_from(h.n).map_err(|_| bad("row count overflows".into()))?;
         let [m, m0, efc, max_level, entry, stride, vec_off, _] = h.params.map(|x| x as usize);
-        if dim == 0 || !(2..=2048).contains(&m) || m0 != 2 * m || n >= u32::MAX as usize {
+        if !(1..=crate::MAX_DIM).contains(&dim)
+            || !(2..=2048).contains(&m)
+            || m0 != 2 * m
+            || n >= u32::MAX as usize
+        {
             return Err(bad(format!(
                 "invalid header: dim {dim}, M {m}, M0 {m0}, rows {n}"
             )));

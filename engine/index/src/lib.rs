@@ -21,6 +21,7 @@ mod blob;
 pub mod distance;
 pub mod flat;
 pub mod format;
+pub mod fuzzing;
 pub mod hnsw;
 mod topk;
 
