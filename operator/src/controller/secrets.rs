@@ -52,12 +52,7 @@ impl Reconciler<'_> {
             ),
         ];
         for (field, k) in keys {
-            let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(&k));
-            let in_string = secret
-                .string_data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(&k));
-            if !in_data && !in_string {
+            if !has_key(&secret, &k) {
                 return Ok(Some(format!(
                     "Secret {}/{name} (spec.dependencies.storage.external.secretRef) has no key {k:?} (spec.dependencies.storage.external.secretRef.{field})",
                     self.namespace
@@ -108,12 +103,7 @@ impl Reconciler<'_> {
                 )));
             };
             for k in keys {
-                let has = secret.data.as_ref().is_some_and(|d| d.contains_key(&k))
-                    || secret
-                        .string_data
-                        .as_ref()
-                        .is_some_and(|d| d.contains_key(&k));
-                if !has {
+                if !has_key(&secret, &k) {
                     return Ok(Some(format!(
                         "Secret {}/{name} ({field}) has no key {k:?}",
                         self.namespace
@@ -216,6 +206,15 @@ impl Reconciler<'_> {
             Err(e) => Err(Error::create("Secret", &self.namespace, name)(e)),
         }
     }
+}
+
+/// Whether `secret` holds `key` (in `data`, or in `stringData` not yet folded in).
+fn has_key(secret: &Secret, key: &str) -> bool {
+    secret.data.as_ref().is_some_and(|d| d.contains_key(key))
+        || secret
+            .string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(key))
 }
 
 fn random_token(len: usize) -> String {

@@ -17,9 +17,11 @@ use crate::config::SecurityConfig;
 use crate::error::ApiError;
 use crate::security::credentials;
 use crate::security::model::ROOT_USER;
-use crate::security::password::{VerifiedCache, hash_password, verify_password};
+use crate::security::password::{VerifiedCache, hash_password_blocking, verify_password_blocking};
 use crate::security::privileges::check;
-use crate::security::{ObjectType, Privilege, Requirement, SecurityError, SecurityOp};
+use crate::security::{
+    ObjectType, Privilege, Requirement, SecurityError, SecurityOp, SecurityState,
+};
 
 /// The proxy's security settings and its cache of verified credentials.
 pub(super) struct Guard {
@@ -60,10 +62,7 @@ pub(super) trait Guarded {
 impl Proxy {
     /// Create the root user with the configured password unless it exists (Milvus' first start).
     pub async fn bootstrap_security(&self) -> Result<(), ApiError> {
-        let password = self.guard.root_password.clone();
-        let root_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| ApiError::Internal(format!("hashing the root password: {e}")))??;
+        let root_hash = hash_password_blocking(self.guard.root_password.clone()).await?;
         if self
             .backend
             .security_op(SecurityOp::Bootstrap { root_hash })
@@ -83,23 +82,25 @@ impl Proxy {
         if !self.guard.enabled {
             return Ok(None);
         }
-        let user = self.authenticate(meta).await?;
+        let (user, state) = self.authenticate(meta).await?;
         if let Some(need) = req.requirement() {
-            let state = self.security_state().await?;
             check(&state, &user, &need)?;
         }
         Ok(Some(user))
     }
 
-    pub(super) async fn security_state(
-        &self,
-    ) -> Result<Arc<crate::security::SecurityState>, SecurityError> {
+    pub(super) async fn security_state(&self) -> Result<Arc<SecurityState>, SecurityError> {
         self.backend.security_state().await.map_err(|e| {
             SecurityError::Internal(format!("reading users and privileges failed: {e}"))
         })
     }
 
-    async fn authenticate(&self, meta: &MetadataMap) -> Result<String, SecurityError> {
+    /// The user the credentials name (when they are right), and the state they were checked
+    /// against, which the privilege check then uses too.
+    async fn authenticate(
+        &self,
+        meta: &MetadataMap,
+    ) -> Result<(String, Arc<SecurityState>), SecurityError> {
         let creds = credentials::parse(meta.get("authorization").map(|v| v.as_bytes()))?;
         let state = self.security_state().await?;
         let refused = || {
@@ -113,20 +114,16 @@ impl Proxy {
         };
         let hash = record.password_hash.clone();
         if self.guard.verified.hit(&creds.user, &creds.password, &hash) {
-            return Ok(creds.user);
+            return Ok((creds.user, state));
         }
-        let (password, h) = (creds.password.clone(), hash.clone());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &h))
-            .await
-            .unwrap_or(false);
-        if !ok {
+        if !verify_password_blocking(creds.password.clone(), hash.clone()).await {
             tracing::info!(user = %creds.user, "refused a request: wrong password");
             return Err(refused());
         }
         self.guard
             .verified
             .remember(&creds.user, &creds.password, &hash);
-        Ok(creds.user)
+        Ok((creds.user, state))
     }
 }
 

@@ -411,9 +411,23 @@ mod tests {
         r
     }
 
+    /// CreateCredential as root, with the password base64-encoded as pymilvus sends it.
+    async fn create_user(p: &Proxy, name: &str, password: &str) -> Status {
+        use base64::Engine as _;
+        let password = base64::engine::general_purpose::STANDARD.encode(password);
+        let req = CreateCredentialRequest {
+            username: name.into(),
+            password,
+            ..Default::default()
+        };
+        p.create_credential(login(req, "root", "Milvus"))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     #[tokio::test]
     async fn with_authorization_on_requests_need_a_login_and_a_privilege() {
-        use base64::Engine as _;
         let (open, _engine) = proxy().await;
         let cfg = crate::config::SecurityConfig {
             authorization_enabled: true,
@@ -442,20 +456,7 @@ mod tests {
             .into_inner();
         assert!(status::is_success(ok.status.as_ref().unwrap()));
 
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let st = p
-            .create_credential(login(
-                CreateCredentialRequest {
-                    username: "alice".into(),
-                    password: b64("alice_pw1"),
-                    ..Default::default()
-                },
-                "root",
-                "Milvus",
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let st = create_user(&p, "alice", "alice_pw1").await;
         assert!(status::is_success(&st), "{st:?}");
         // The stored form is a salted hash, never the password.
         let state = p.backend.security_state().await.unwrap();
@@ -494,19 +495,7 @@ mod tests {
             "{m}"
         );
         // A bad name is refused with the field named.
-        let st = p
-            .create_credential(login(
-                CreateCredentialRequest {
-                    username: "9lives".into(),
-                    password: b64("alice_pw1"),
-                    ..Default::default()
-                },
-                "root",
-                "Milvus",
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let st = create_user(&p, "9lives", "alice_pw1").await;
         assert_eq!(st.code, ferrovus_proto::codes::PARAMETER_INVALID);
         assert!(
             st.reason.contains("username") && st.reason.contains("9lives"),

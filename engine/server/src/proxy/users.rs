@@ -12,18 +12,10 @@ use super::guard::caller;
 use crate::error::{ApiError, ApiResult};
 use crate::security::credentials::decode_password;
 use crate::security::model::{
-    ANY_OBJECT, DEFAULT_DB, ROOT_USER, validate_password, validate_username,
+    ANY_OBJECT, ROOT_USER, db_or_default, validate_password, validate_username,
 };
-use crate::security::password::{hash_password, verify_password};
+use crate::security::password::{hash_password_blocking, verify_password_blocking};
 use crate::security::{Grant, ObjectType, Privilege, SecurityError, SecurityOp};
-
-async fn hash(password: String) -> ApiResult<String> {
-    Ok(
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| ApiError::Internal(format!("hashing a password: {e}")))??,
-    )
-}
 
 async fn apply(p: &Proxy, op: SecurityOp) -> ApiResult<Status> {
     p.backend.security_op(op).await?;
@@ -34,15 +26,20 @@ fn granted_by() -> String {
     caller().unwrap_or_else(|| ROOT_USER.to_string())
 }
 
-fn db_or_default(db: &str) -> String {
-    if db.is_empty() { DEFAULT_DB } else { db }.to_string()
+/// The privilege a grantor entity names.
+fn privilege_of(grantor: Option<GrantorEntity>) -> ApiResult<Privilege> {
+    let name = grantor
+        .and_then(|g| g.privilege)
+        .map(|p| p.name)
+        .unwrap_or_default();
+    Ok(Privilege::parse(&name)?)
 }
 
 pub(super) async fn create_credential(p: &Proxy, r: CreateCredentialRequest) -> ApiResult<Status> {
     validate_username(&r.username)?;
     let password = decode_password("password", &r.password)?;
     validate_password(&password)?;
-    let password_hash = hash(password).await?;
+    let password_hash = hash_password_blocking(password).await?;
     apply(
         p,
         SecurityOp::CreateUser {
@@ -64,11 +61,7 @@ pub(super) async fn update_credential(p: &Proxy, r: UpdateCredentialRequest) -> 
         .get(&r.username)
         .ok_or_else(|| SecurityError::UserNotFound(r.username.clone()))?;
     let old = decode_password("oldPassword", &r.old_password)?;
-    let h = record.password_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&old, &h))
-        .await
-        .unwrap_or(false);
-    if !ok {
+    if !verify_password_blocking(old, record.password_hash.clone()).await {
         // Milvus' text and code (1400) for a wrong old password.
         return Err(SecurityError::Unauthenticated(format!(
             "old password not correct for {}: not authenticated",
@@ -76,7 +69,7 @@ pub(super) async fn update_credential(p: &Proxy, r: UpdateCredentialRequest) -> 
         ))
         .into());
     }
-    let password_hash = hash(new).await?;
+    let password_hash = hash_password_blocking(new).await?;
     apply(
         p,
         SecurityOp::UpdatePassword {
@@ -196,12 +189,7 @@ pub(super) async fn select_user(p: &Proxy, r: SelectUserRequest) -> ApiResult<Se
 fn grant_from_entity(e: GrantEntity) -> ApiResult<Grant> {
     let role = e.role.map(|r| r.name).unwrap_or_default();
     let object_type = ObjectType::parse(&e.object.map(|o| o.name).unwrap_or_default())?;
-    let privilege = Privilege::parse(
-        &e.grantor
-            .and_then(|g| g.privilege)
-            .map(|p| p.name)
-            .unwrap_or_default(),
-    )?;
+    let privilege = privilege_of(e.grantor)?;
     let object_name = if e.object_name.is_empty() {
         return Err(ApiError::invalid(
             "object_name",
@@ -243,12 +231,7 @@ pub(super) async fn operate_privilege_v2(
     p: &Proxy,
     r: OperatePrivilegeV2Request,
 ) -> ApiResult<Status> {
-    let privilege = Privilege::parse(
-        &r.grantor
-            .and_then(|g| g.privilege)
-            .map(|p| p.name)
-            .unwrap_or_default(),
-    )?;
+    let privilege = privilege_of(r.grantor)?;
     let object_type = if privilege == Privilege::All {
         ObjectType::Global
     } else {

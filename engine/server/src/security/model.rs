@@ -107,6 +107,11 @@ pub enum SecurityOp {
     Revoke(Grant),
 }
 
+/// The database a request or grant names: `default` when it names none.
+pub fn db_or_default(db: &str) -> String {
+    if db.is_empty() { DEFAULT_DB } else { db }.to_string()
+}
+
 /// Milvus' username rule: a letter first, then letters, digits and underscores, at most 32.
 pub fn validate_username(name: &str) -> Result<(), SecurityError> {
     let invalid = |message: String| SecurityError::Invalid {

@@ -39,6 +39,20 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// [`hash_password`] off the async runtime (it takes tens of milliseconds of CPU).
+pub async fn hash_password_blocking(password: String) -> Result<String, SecurityError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| SecurityError::Internal(format!("hashing a password: {e}")))?
+}
+
+/// [`verify_password`] off the async runtime.
+pub async fn verify_password_blocking(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
 /// Credentials this process has verified: user → (the stored hash they were verified against,
 /// a keyed digest of the password). An entry only counts while the user's stored hash is the
 /// same, so a password change or a deleted user invalidates it; failures are never cached.

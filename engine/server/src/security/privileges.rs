@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    ADMIN_ROLE, ANY_OBJECT, DEFAULT_DB, Grant, PUBLIC_ROLE, ROOT_USER, SecurityState,
+    ADMIN_ROLE, ANY_OBJECT, Grant, PUBLIC_ROLE, ROOT_USER, SecurityState, db_or_default,
 };
 
 /// Privileges a grant of another privilege also gives: watching a load needs no more than
@@ -219,7 +219,7 @@ impl Requirement {
             object_type,
             privilege,
             objects: Vec::new(),
-            db: if db.is_empty() { DEFAULT_DB } else { db }.to_string(),
+            db: db_or_default(db),
         }
     }
 

@@ -32,6 +32,20 @@ fn user(s: &mut SecurityState, name: &str) {
     .unwrap();
 }
 
+/// Root, and a user `alice` holding a fresh role `r` with no grants.
+fn alice_with_role_r() -> SecurityState {
+    let mut s = boot();
+    user(&mut s, "alice");
+    s.apply(SecurityOp::CreateRole { name: "r".into() })
+        .unwrap();
+    s.apply(SecurityOp::AddUserToRole {
+        user: "alice".into(),
+        role: "r".into(),
+    })
+    .unwrap();
+    s
+}
+
 fn on(t: ObjectType, p: Privilege, obj: &str) -> Requirement {
     let r = Requirement::new(t, p, "");
     if obj.is_empty() { r } else { r.on(obj) }
@@ -193,15 +207,7 @@ fn privileges_parse_like_milvus_names() {
 
 #[test]
 fn checks_follow_grants_roles_and_wildcards() {
-    let mut s = boot();
-    user(&mut s, "alice");
-    s.apply(SecurityOp::CreateRole { name: "r".into() })
-        .unwrap();
-    s.apply(SecurityOp::AddUserToRole {
-        user: "alice".into(),
-        role: "r".into(),
-    })
-    .unwrap();
+    let mut s = alice_with_role_r();
     let search_c = on(ObjectType::Collection, Privilege::Search, "c");
     let e = check(&s, "alice", &search_c).unwrap_err();
     let text = e.to_string();
@@ -307,15 +313,7 @@ fn checks_follow_grants_roles_and_wildcards() {
 
 #[test]
 fn several_objects_all_need_the_privilege() {
-    let mut s = boot();
-    user(&mut s, "alice");
-    s.apply(SecurityOp::CreateRole { name: "r".into() })
-        .unwrap();
-    s.apply(SecurityOp::AddUserToRole {
-        user: "alice".into(),
-        role: "r".into(),
-    })
-    .unwrap();
+    let mut s = alice_with_role_r();
     s.apply(SecurityOp::Grant(grant(
         "r",
         ObjectType::Collection,
