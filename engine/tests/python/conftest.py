@@ -184,8 +184,10 @@ class ServerHandle:
 
     def __init__(self, kind: str, workdir: Path, uri: Optional[str] = None,
                  http_uri: Optional[str] = None, flavor: Optional[str] = None,
-                 env: Optional[dict[str, str]] = None) -> None:
+                 env: Optional[dict[str, str]] = None, grpc_probe: bool = True) -> None:
         self.kind = kind
+        # readiness also pings the Milvus port in plaintext (not for a server serving TLS there)
+        self.grpc_probe = grpc_probe
         # extra environment of the started server (e.g. FERROVUS_SECURITY__* settings)
         self.extra_env = dict(env or {})
         # which implementation answers: decides the expected failures (xfail_on)
@@ -274,7 +276,7 @@ class ServerHandle:
             status, _ = http_get(f"{self.http_url}/readyz", timeout=1.0)
             if status != 200:
                 return False
-        return grpc_ping(self.target, timeout=1.0)
+        return not self.grpc_probe or grpc_ping(self.target, timeout=1.0)
 
     def start(self, deadline_s: float = 90.0) -> None:
         if self.kind == "external":
@@ -477,6 +479,18 @@ class MilvusHandle(ServerHandle):
         if self.running:
             self.milvus.stop()
             self.running = False
+
+
+def start_own_standalone(request, tmp_path_factory, name: str, env: dict[str, str],
+                         grpc_probe: bool = True) -> ServerHandle:
+    """A Ferrovus standalone of the calling test module's own, with extra settings in ``env``
+    (the session's server keeps the defaults); only with ``--server=ferrovus``, skips
+    otherwise (the cluster's proxy role serves the Milvus port with the same code)."""
+    if _chosen_kind(request.config) != "ferrovus":
+        pytest.skip("starts a Ferrovus standalone of its own (runs with --server=ferrovus)")
+    h = ServerHandle("ferrovus", tmp_path_factory.mktemp(name), env=env, grpc_probe=grpc_probe)
+    h.start()
+    return h
 
 
 def require(server: ServerHandle, *features: str) -> None:

@@ -20,24 +20,15 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
-from conftest import ServerHandle, _chosen_kind, http_get
+from conftest import ServerHandle, http_get, start_own_standalone
 
 DIM = 64
-
-
-def _start(request, tmp_path_factory, name: str, env: dict[str, str]) -> ServerHandle:
-    if _chosen_kind(request.config) != "ferrovus":
-        # the proxy role enforces the same limits (proxy::limits)
-        pytest.skip("starts a Ferrovus standalone of its own (runs with --server=ferrovus)")
-    h = ServerHandle("ferrovus", tmp_path_factory.mktemp(name), env=env)
-    h.start()
-    return h
 
 
 @pytest.fixture(scope="module")
 def narrow(request, tmp_path_factory):
     """4 concurrent requests at most, 1 MiB messages."""
-    h = _start(request, tmp_path_factory, "narrow", {
+    h = start_own_standalone(request, tmp_path_factory, "narrow", {
         "FERROVUS_LIMITS__MAX_CONCURRENT_REQUESTS": "4",
         "FERROVUS_GRPC__MAX_MESSAGE_BYTES": str(1 << 20),
     })
@@ -48,7 +39,7 @@ def narrow(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def metered(request, tmp_path_factory):
     """20 searched vectors and 0.25 MiB inserted per second per collection."""
-    h = _start(request, tmp_path_factory, "metered", {
+    h = start_own_standalone(request, tmp_path_factory, "metered", {
         "FERROVUS_LIMITS__SEARCH_QUERIES_PER_SECOND": "20",
         "FERROVUS_LIMITS__INSERT_MB_PER_SECOND": "0.25",
     })
@@ -191,7 +182,7 @@ def test_insert_rate_refuses_but_loses_nothing_acknowledged(metered):
 @pytest.fixture(scope="module")
 def small_memory(request, tmp_path_factory):
     """A query node that may hold 2 MiB of segments."""
-    h = _start(request, tmp_path_factory, "small-memory", {
+    h = start_own_standalone(request, tmp_path_factory, "small-memory", {
         "FERROVUS_QUERY__MEMORY_BUDGET_MB": "2",
     })
     yield h

@@ -20,7 +20,7 @@ import pytest
 from pymilvus import MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
-from conftest import ServerHandle, _chosen_kind
+from conftest import ServerHandle, start_own_standalone
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -56,24 +56,13 @@ def certs(tmp_path_factory) -> Path:
 
 
 def _start(request, tmp_path_factory, certs: Path, mode: int) -> ServerHandle:
-    if _chosen_kind(request.config) != "ferrovus":
-        # the proxy role serves the Milvus port with the same code (proxy::serve_milvus)
-        pytest.skip("starts a Ferrovus standalone of its own (runs with --server=ferrovus)")
-    h = ServerHandle("ferrovus", tmp_path_factory.mktemp(f"tls{mode}"), env={
+    # the harness' plaintext gRPC readiness ping cannot pass: wait for /readyz only
+    return start_own_standalone(request, tmp_path_factory, f"tls{mode}", {
         "FERROVUS_SECURITY__TLS_MODE": str(mode),
         "FERROVUS_SECURITY__TLS__SERVER_PEM_PATH": str(certs / "server.pem"),
         "FERROVUS_SECURITY__TLS__SERVER_KEY_PATH": str(certs / "server.key"),
         "FERROVUS_SECURITY__TLS__CA_PEM_PATH": str(certs / "ca.pem"),
-    })
-    # The harness' readiness probe speaks plaintext gRPC: wait for /readyz only.
-    h._ready = lambda: h.http_url is not None and _http_ok(f"{h.http_url}/readyz")  # type: ignore[method-assign]
-    h.start()
-    return h
-
-
-def _http_ok(url: str) -> bool:
-    from conftest import http_get  # noqa: PLC0415
-    return http_get(url, timeout=1.0)[0] == 200
+    }, grpc_probe=False)
 
 
 @pytest.fixture(scope="module")
